@@ -1,0 +1,29 @@
+//! Go struct field offsets, handed by userspace to the kernel per observed process.
+//!
+//! Userspace picks the values for the Go version the observed binary was built with from
+//! the generated table (`profiler/src/offsets/go_offsets.json`, `cargo xtask offsets`).
+
+/// Byte offsets of the Go fields the HTTP probes read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoOffsets {
+    /// `net/http.Request.Method` (string).
+    pub request_method: u64,
+    /// `net/http.Request.URL` (`*url.URL`).
+    pub request_url: u64,
+    /// `net/http.Request.ProtoMajor` (int).
+    pub request_proto_major: u64,
+    /// `net/http.Request.ProtoMinor` (int).
+    pub request_proto_minor: u64,
+    /// `net/url.URL.Path` (string).
+    pub url_path: u64,
+    /// `net/url.URL.RawQuery` (string).
+    pub url_raw_query: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 6 * 8);
+
+#[cfg(feature = "user")]
+// SAFETY: plain old data, no padding, every bit pattern valid.
+unsafe impl aya::Pod for GoOffsets {}
+

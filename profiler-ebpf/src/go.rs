@@ -1,0 +1,48 @@
+//! Reading Go values from a stopped goroutine: registers of the Go amd64 register ABI
+//! (ABIInternal, Go 1.17+) and Go strings in user memory.
+
+use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
+
+/// The n-th integer argument register of Go's ABIInternal on amd64:
+/// RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11. `ProbeContext::arg` assumes the C ABI.
+pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
+    // SAFETY: regs points at the pt_regs the kernel saved for this probe hit.
+    let regs = unsafe { &*ctx.regs };
+    match n {
+        0 => regs.rax,
+        1 => regs.rbx,
+        2 => regs.rcx,
+        3 => regs.rdi,
+        4 => regs.rsi,
+        5 => regs.r8,
+        6 => regs.r9,
+        7 => regs.r10,
+        _ => regs.r11,
+    }
+}
+
+/// The running goroutine (`runtime.g`), which Go keeps in R14 on amd64.
+pub fn goroutine(ctx: &ProbeContext) -> u64 {
+    // SAFETY: as in `arg`.
+    unsafe { (*ctx.regs).r14 }
+}
+
+/// Reads a user-space `u64` (a Go pointer or int) at `addr`.
+pub fn read_u64(addr: u64) -> Result<u64, i64> {
+    // SAFETY: bpf_probe_read_user checks the address; a bad one returns an error.
+    unsafe { bpf_probe_read_user(addr as *const u64) }.map_err(i64::from)
+}
+
+/// Copies the Go string whose header (pointer, length) is at `addr` into `dst`, as many
+/// bytes as fit, and returns its true length.
+pub fn read_string(addr: u64, dst: &mut [u8]) -> Result<u32, i64> {
+    let data = read_u64(addr)?;
+    let len = read_u64(addr + 8)?;
+    let n = (len as usize).min(dst.len());
+    // SAFETY: as in `read_u64`; `n` never exceeds `dst`.
+    unsafe {
+        aya_ebpf::helpers::bpf_probe_read_user_buf(data as *const u8, &mut dst[..n])
+            .map_err(i64::from)?;
+    }
+    Ok(len.min(u64::from(u32::MAX)) as u32)
+}

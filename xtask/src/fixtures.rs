@@ -1,0 +1,29 @@
+//! Builds the Go fixture servers under `tests/fixtures`: each with every Go toolchain,
+//! unstripped and stripped (`-ldflags=-s -w`, as release builds are).
+use std::{fs, path::PathBuf};
+
+use anyhow::Context as _;
+
+use crate::{cmd, setup::Env};
+
+/// Builds every fixture and returns the folder holding the binaries, named
+/// `goserver-go<version>[-stripped]`.
+pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
+    let out = env.root.join("target/fixtures");
+    fs::create_dir_all(&out)?;
+    let source = env.root.join("tests/fixtures/goserver");
+    for go in &env.go {
+        for stripped in [false, true] {
+            let name = format!("goserver-go{}{}", go.version, if stripped { "-stripped" } else { "" });
+            let mut build = go.command();
+            build.current_dir(&source).arg("build").arg("-o").arg(out.join(&name));
+            if stripped {
+                build.arg("-ldflags=-s -w");
+            }
+            build.arg(".").env("GOCACHE", env.cache.join(format!("gocache-{}", go.version)));
+            cmd::run(&mut build).with_context(|| format!("building the {name} fixture"))?;
+        }
+    }
+    eprintln!("xtask: fixtures in {}", out.display());
+    Ok(out)
+}

@@ -1,0 +1,43 @@
+//! apiprof's automation: `cargo xtask <command>`. Every command but `setup` runs the
+//! setup checks first, so a fresh machine gets what it lacks.
+mod cmd;
+mod demo;
+mod fixtures;
+mod offsets;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "apiprof automation")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the toolchain and install what is missing (idempotent).
+    Setup,
+    /// Build the Go fixture servers (every Go version, stripped and unstripped).
+    Fixtures,
+    /// Regenerate the Go struct offsets table from every installed Go toolchain.
+    Offsets,
+    /// Run every test: unit tests, then the root-only integration tests.
+    Test,
+    /// Profile the Go fixture under a known load and print the attribution report.
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let env = setup::run()?;
+    match cli.command {
+        Command::Setup => Ok(()),
+        Command::Fixtures => fixtures::build(&env).map(drop),
+        Command::Offsets => offsets::generate(&env),
+        Command::Test => test::run(&env),
+        Command::Demo => demo::run(&env),
+    }
+}

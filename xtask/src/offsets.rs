@@ -1,0 +1,1 @@
+pub fn generate(_env: &crate::setup::Env) -> anyhow::Result<()> { Ok(()) }

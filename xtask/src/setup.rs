@@ -1,0 +1,219 @@
+//! `cargo xtask setup`: checks first, installs only what is missing, says what it does.
+//!
+//! What a fresh machine of this kind lacks: rust-src for the nightly toolchain,
+//! bpf-linker (built against the nightly toolchain's own libLLVM), Go 1.19 (bookworm's
+//! golang-go), Go 1.24 (trixie's golang-1.24-go and -src, unpacked into the project
+//! cache, never installed system-wide) and a mounted tracefs.
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::cmd;
+
+/// The bpf-linker release the eBPF build is pinned to (it must match rustc's LLVM 22).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// What setup provides to the other commands.
+pub struct Env {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// Where downloaded toolchains and build outputs that outlive a clone are kept.
+    pub cache: PathBuf,
+    /// The Go toolchains the fixtures are built with, oldest first.
+    pub go: Vec<GoToolchain>,
+}
+
+/// One Go toolchain: its version and GOROOT.
+pub struct GoToolchain {
+    /// "1.19", "1.24", ...
+    pub version: &'static str,
+    /// GOROOT; the `go` command is `bin/go` below it.
+    pub goroot: PathBuf,
+}
+
+impl GoToolchain {
+    /// A `go` command using only this toolchain and no network.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(self.goroot.join("bin/go"));
+        cmd.env("GOROOT", &self.goroot)
+            .env("GOTOOLCHAIN", "local")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "-mod=mod")
+            .env("CGO_ENABLED", "0");
+        cmd
+    }
+}
+
+/// Runs every check, installing what is missing.
+pub fn run() -> anyhow::Result<Env> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("xtask has no parent directory")?
+        .to_path_buf();
+    let cache = match env::var_os("APIPROF_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/apiprof"),
+    };
+    fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+
+    rust_src()?;
+    bpf_linker(&cache)?;
+    let go = vec![go_bookworm()?, go_trixie(&cache)?];
+    tracefs()?;
+    Ok(Env { root, cache, go })
+}
+
+fn say(what: &str) {
+    eprintln!("xtask setup: {what}");
+}
+
+fn rust_src() -> anyhow::Result<()> {
+    let installed = cmd::output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context("the eBPF programs build with the nightly toolchain: `rustup toolchain install nightly`")?;
+    if !installed.lines().any(|l| l.starts_with("rust-src")) {
+        say("installing rust-src for the nightly toolchain (the eBPF build needs build-std=core)");
+        cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+    Ok(())
+}
+
+fn bpf_linker(cache: &Path) -> anyhow::Result<()> {
+    let version = Command::new("bpf-linker").arg("--version").output();
+    if let Ok(out) = &version {
+        if out.status.success()
+            && String::from_utf8_lossy(&out.stdout).trim() == format!("bpf-linker {BPF_LINKER_VERSION}")
+        {
+            return Ok(());
+        }
+    }
+    // bpf-linker must use rustc's own LLVM: point LLVM_PREFIX at a folder whose lib/ holds
+    // the nightly toolchain's libLLVM under the names the build looks for. The linker
+    // keeps this folder as its run path, so it lives in the cache, not in /tmp.
+    let sysroot = cmd::output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let lib = Path::new(sysroot.trim()).join("lib");
+    let libllvm = fs::read_dir(&lib)
+        .with_context(|| format!("reading {}", lib.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
+        .with_context(|| format!("no libLLVM.so.* in {}: the nightly toolchain is incomplete", lib.display()))?;
+    let prefix = cache.join("llvm-prefix");
+    let prefix_lib = prefix.join("lib");
+    fs::create_dir_all(&prefix_lib)?;
+    for name in [Path::new("libLLVM.so"), Path::new(libllvm.file_name().context("libLLVM path")?)] {
+        let link = prefix_lib.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&libllvm, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    say(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against {} (about 2 minutes)",
+        libllvm.display()
+    ));
+    cmd::run(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", &prefix),
+    )
+}
+
+fn go_bookworm() -> anyhow::Result<GoToolchain> {
+    let go = GoToolchain { version: "1.19", goroot: PathBuf::from("/usr/lib/go-1.19") };
+    if !go.goroot.join("bin/go").exists() {
+        say("installing Go 1.19 (Debian bookworm's golang-go)");
+        cmd::run(Command::new("apt-get").arg("update"))?;
+        cmd::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "golang-go"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    Ok(go)
+}
+
+/// Go 1.24 from Debian trixie: downloaded with a private sources list and unpacked with
+/// `dpkg -x` into the cache, so the system keeps its own packages.
+fn go_trixie(cache: &Path) -> anyhow::Result<GoToolchain> {
+    let unpacked = cache.join("go-trixie");
+    let go = GoToolchain { version: "1.24", goroot: unpacked.join("usr/lib/go-1.24") };
+    if cmd::succeeds(go.command().arg("version")) {
+        return Ok(go);
+    }
+    say("downloading Go 1.24 (Debian trixie's golang-1.24-go, golang-1.24-src) into the cache");
+    let apt = cache.join("apt-trixie");
+    for dir in ["lists/partial", "archives/partial", "debs"] {
+        fs::create_dir_all(apt.join(dir))?;
+    }
+    let sources = apt.join("sources.list");
+    fs::write(&sources, format!("deb {} trixie main\n", debian_mirror()?))?;
+    let apt_get = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.arg("-o").arg(format!("Dir::Etc::SourceList={}", sources.display()))
+            .arg("-o").arg("Dir::Etc::SourceParts=/nonexistent")
+            .arg("-o").arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg("-o").arg(format!("Dir::Cache::Archives={}", apt.join("archives").display()))
+            .arg("-o").arg("Dir::Cache::pkgcache=")
+            .arg("-o").arg("Dir::Cache::srcpkgcache=")
+            // Files in the cache belong to root; apt's _apt sandbox user cannot write them.
+            .arg("-o").arg("APT::Sandbox::User=root");
+        cmd
+    };
+    cmd::run(apt_get().arg("update"))?;
+    cmd::run(apt_get().current_dir(apt.join("debs")).args(["download", "golang-1.24-go", "golang-1.24-src"]))?;
+    let _ = fs::remove_dir_all(&unpacked);
+    for deb in fs::read_dir(apt.join("debs"))? {
+        let deb = deb?.path();
+        if deb.extension().is_some_and(|e| e == "deb") {
+            cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked))?;
+        }
+    }
+    if !cmd::succeeds(go.command().arg("version")) {
+        bail!("Go 1.24 unpacked into {} does not run: remove that folder and run `cargo xtask setup` again", unpacked.display());
+    }
+    Ok(go)
+}
+
+/// The Debian mirror this machine's own sources use, so the private trixie list fetches
+/// from the same place (and no address is written into the project).
+fn debian_mirror() -> anyhow::Result<String> {
+    let mut texts = Vec::new();
+    for file in ["/etc/apt/sources.list"] {
+        texts.extend(fs::read_to_string(file).ok());
+    }
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        for entry in dir.filter_map(Result::ok) {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "sources" || e == "list") {
+                texts.extend(fs::read_to_string(path).ok());
+            }
+        }
+    }
+    // Both formats name the mirror as a whitespace-separated http(s) URI:
+    // "URIs: <uri>" (deb822) and "deb [options] <uri> <suite> ..." (one-line).
+    texts
+        .iter()
+        .flat_map(|t| t.split_whitespace())
+        .find(|word| word.starts_with("http") && word.trim_end_matches('/').ends_with("/debian"))
+        .map(str::to_owned)
+        .context("no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list{,.d}: add one")
+}
+
+fn tracefs() -> anyhow::Result<()> {
+    if Path::new("/sys/kernel/tracing/events").exists() {
+        return Ok(());
+    }
+    say("mounting tracefs on /sys/kernel/tracing (tracepoints need it)");
+    cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
+}
