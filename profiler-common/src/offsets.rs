@@ -26,4 +26,3 @@ const _: () = assert!(core::mem::size_of::<GoOffsets>() == 6 * 8);
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.
 unsafe impl aya::Pod for GoOffsets {}
-

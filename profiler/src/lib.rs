@@ -1,1 +1,19 @@
+//! apiprof: an eBPF-assisted load profiler for Go HTTP servers, above all the Kubernetes
+//! API server. The data flows probe → event → decode → capture → aggregate → report:
+//!
+//! - [`loader`] loads the kernel programs and attaches them to a Go process, using
+//!   [`symbols`] (ELF `.symtab`, or `.gopclntab` in stripped binaries) and [`offsets`]
+//!   (generated per Go version);
+//! - [`record`] drains kernel events, [`decode`]s them and writes a [`capture`] file;
+//! - [`aggregate`] counts a capture into rows that [`report`] renders.
+#![deny(missing_docs)]
 
+pub mod aggregate;
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod loader;
+pub mod offsets;
+pub mod record;
+pub mod report;
+pub mod symbols;

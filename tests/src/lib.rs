@@ -1,1 +1,37 @@
+//! Root-only integration tests for apiprof, their fixtures and the demo driver.
+//!
+//! Run through `cargo xtask test` (or `cargo xtask demo`): xtask builds the Go fixtures
+//! and apiprof first and passes their locations in `APIPROF_FIXTURES` and `APIPROF_BIN`.
+//! Every process a test starts is held by a guard that kills it on drop.
 
+pub mod goserver;
+pub mod load;
+pub mod recorder;
+
+use std::path::PathBuf;
+
+/// Go fixture builds, as `cargo xtask fixtures` names them: every Go version the
+/// fixtures are built with, unstripped and stripped.
+pub const GOSERVER_BUILDS: [&str; 4] = [
+    "goserver-go1.19",
+    "goserver-go1.19-stripped",
+    "goserver-go1.24",
+    "goserver-go1.24-stripped",
+];
+
+/// A path xtask passes in the environment variable `var`.
+fn from_xtask(var: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{var} is not set: run the tests with `cargo xtask test`, which builds the fixtures and apiprof first"))
+}
+
+/// The folder holding the fixture binaries.
+pub fn fixtures_dir() -> PathBuf {
+    from_xtask("APIPROF_FIXTURES")
+}
+
+/// The apiprof binary under test.
+pub fn apiprof_bin() -> PathBuf {
+    from_xtask("APIPROF_BIN")
+}

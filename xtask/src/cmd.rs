@@ -14,10 +14,16 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs `cmd` and returns its stdout; fails unless it exits 0.
 pub fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let Output { status, stdout, stderr } =
-        cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
-        bail!("{cmd:?} failed: {status}\n{}", String::from_utf8_lossy(&stderr));
+        bail!(
+            "{cmd:?} failed: {status}\n{}",
+            String::from_utf8_lossy(&stderr)
+        );
     }
     String::from_utf8(stdout).with_context(|| format!("{cmd:?} printed non-UTF-8"))
 }

@@ -14,13 +14,23 @@ pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
     let source = env.root.join("tests/fixtures/goserver");
     for go in &env.go {
         for stripped in [false, true] {
-            let name = format!("goserver-go{}{}", go.version, if stripped { "-stripped" } else { "" });
+            let name = format!(
+                "goserver-go{}{}",
+                go.version,
+                if stripped { "-stripped" } else { "" }
+            );
             let mut build = go.command();
-            build.current_dir(&source).arg("build").arg("-o").arg(out.join(&name));
+            build
+                .current_dir(&source)
+                .arg("build")
+                .arg("-o")
+                .arg(out.join(&name));
             if stripped {
                 build.arg("-ldflags=-s -w");
             }
-            build.arg(".").env("GOCACHE", env.cache.join(format!("gocache-{}", go.version)));
+            build
+                .arg(".")
+                .env("GOCACHE", env.cache.join(format!("gocache-{}", go.version)));
             cmd::run(&mut build).with_context(|| format!("building the {name} fixture"))?;
         }
     }

@@ -41,3 +41,13 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => demo::run(&env),
     }
 }
+
+/// Builds the `apiprof` binary (with its eBPF programs) and returns its path.
+fn build_apiprof(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
+    cmd::run(
+        std::process::Command::new("cargo")
+            .current_dir(&env.root)
+            .args(["build", "--package", "profiler", "--bin", "apiprof"]),
+    )?;
+    Ok(env.root.join("target/debug/apiprof"))
+}

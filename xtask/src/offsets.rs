@@ -1,1 +1,45 @@
-pub fn generate(_env: &crate::setup::Env) -> anyhow::Result<()> { Ok(()) }
+//! `cargo xtask offsets`: regenerates `profiler/src/offsets/go_offsets.json`, the table of
+//! Go struct field offsets the probes read, by running `xtask/go-offsets` with every Go
+//! toolchain setup provides. A field's entry lists each offset with the first Go version
+//! (major.minor) that has it.
+use std::{collections::BTreeMap, fs};
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+
+use crate::{cmd, setup::Env};
+
+pub fn generate(env: &Env) -> anyhow::Result<()> {
+    let generator = env.root.join("xtask/go-offsets");
+    let mut fields: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut toolchains = Vec::new();
+    for go in &env.go {
+        let out = cmd::output(
+            go.command()
+                .current_dir(&generator)
+                .args(["run", "."])
+                .env("GOCACHE", env.cache.join(format!("gocache-{}", go.version))),
+        )?;
+        let out: Value = serde_json::from_str(&out).context("parsing go-offsets output")?;
+        toolchains.push(out["go"].clone());
+        let offsets = out["offsets"]
+            .as_object()
+            .context("go-offsets printed no offsets")?;
+        for (field, offset) in offsets {
+            let history = fields.entry(field.clone()).or_default();
+            if history.last().map(|last| &last["offset"]) != Some(offset) {
+                history.push(json!({ "since": go.version, "offset": offset }));
+            }
+        }
+    }
+    let table = json!({
+        "generated_by": "cargo xtask offsets",
+        "toolchains": toolchains,
+        "fields": fields,
+    });
+    let path = env.root.join("profiler/src/offsets/go_offsets.json");
+    fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
+}

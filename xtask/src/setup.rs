@@ -56,8 +56,9 @@ pub fn run() -> anyhow::Result<Env> {
         .to_path_buf();
     let cache = match env::var_os("APIPROF_CACHE") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env::var_os("HOME").context("HOME is not set")?)
-            .join(".cache/apiprof"),
+        None => {
+            PathBuf::from(env::var_os("HOME").context("HOME is not set")?).join(".cache/apiprof")
+        }
     };
     fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
 
@@ -80,10 +81,18 @@ fn rust_src() -> anyhow::Result<()> {
         "nightly",
         "--installed",
     ]))
-    .context("the eBPF programs build with the nightly toolchain: `rustup toolchain install nightly`")?;
+    .context(
+        "the eBPF programs build with the nightly toolchain: `rustup toolchain install nightly`",
+    )?;
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
         say("installing rust-src for the nightly toolchain (the eBPF build needs build-std=core)");
-        cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        cmd::run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     Ok(())
 }
@@ -92,7 +101,8 @@ fn bpf_linker(cache: &Path) -> anyhow::Result<()> {
     let version = Command::new("bpf-linker").arg("--version").output();
     if let Ok(out) = &version {
         if out.status.success()
-            && String::from_utf8_lossy(&out.stdout).trim() == format!("bpf-linker {BPF_LINKER_VERSION}")
+            && String::from_utf8_lossy(&out.stdout).trim()
+                == format!("bpf-linker {BPF_LINKER_VERSION}")
         {
             return Ok(());
         }
@@ -106,12 +116,24 @@ fn bpf_linker(cache: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", lib.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libLLVM.so.")))
-        .with_context(|| format!("no libLLVM.so.* in {}: the nightly toolchain is incomplete", lib.display()))?;
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.* in {}: the nightly toolchain is incomplete",
+                lib.display()
+            )
+        })?;
     let prefix = cache.join("llvm-prefix");
     let prefix_lib = prefix.join("lib");
     fs::create_dir_all(&prefix_lib)?;
-    for name in [Path::new("libLLVM.so"), Path::new(libllvm.file_name().context("libLLVM path")?)] {
+    for name in [
+        Path::new("libLLVM.so"),
+        Path::new(libllvm.file_name().context("libLLVM path")?),
+    ] {
         let link = prefix_lib.join(name);
         let _ = fs::remove_file(&link);
         std::os::unix::fs::symlink(&libllvm, &link)
@@ -123,14 +145,24 @@ fn bpf_linker(cache: &Path) -> anyhow::Result<()> {
     ));
     cmd::run(
         Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--force"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--force",
+            ])
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", &prefix),
     )
 }
 
 fn go_bookworm() -> anyhow::Result<GoToolchain> {
-    let go = GoToolchain { version: "1.19", goroot: PathBuf::from("/usr/lib/go-1.19") };
+    let go = GoToolchain {
+        version: "1.19",
+        goroot: PathBuf::from("/usr/lib/go-1.19"),
+    };
     if !go.goroot.join("bin/go").exists() {
         say("installing Go 1.19 (Debian bookworm's golang-go)");
         cmd::run(Command::new("apt-get").arg("update"))?;
@@ -147,7 +179,10 @@ fn go_bookworm() -> anyhow::Result<GoToolchain> {
 /// `dpkg -x` into the cache, so the system keeps its own packages.
 fn go_trixie(cache: &Path) -> anyhow::Result<GoToolchain> {
     let unpacked = cache.join("go-trixie");
-    let go = GoToolchain { version: "1.24", goroot: unpacked.join("usr/lib/go-1.24") };
+    let go = GoToolchain {
+        version: "1.24",
+        goroot: unpacked.join("usr/lib/go-1.24"),
+    };
     if cmd::succeeds(go.command().arg("version")) {
         return Ok(go);
     }
@@ -160,18 +195,32 @@ fn go_trixie(cache: &Path) -> anyhow::Result<GoToolchain> {
     fs::write(&sources, format!("deb {} trixie main\n", debian_mirror()?))?;
     let apt_get = || {
         let mut cmd = Command::new("apt-get");
-        cmd.arg("-o").arg(format!("Dir::Etc::SourceList={}", sources.display()))
-            .arg("-o").arg("Dir::Etc::SourceParts=/nonexistent")
-            .arg("-o").arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
-            .arg("-o").arg(format!("Dir::Cache::Archives={}", apt.join("archives").display()))
-            .arg("-o").arg("Dir::Cache::pkgcache=")
-            .arg("-o").arg("Dir::Cache::srcpkgcache=")
+        cmd.arg("-o")
+            .arg(format!("Dir::Etc::SourceList={}", sources.display()))
+            .arg("-o")
+            .arg("Dir::Etc::SourceParts=/nonexistent")
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg("-o")
+            .arg(format!(
+                "Dir::Cache::Archives={}",
+                apt.join("archives").display()
+            ))
+            .arg("-o")
+            .arg("Dir::Cache::pkgcache=")
+            .arg("-o")
+            .arg("Dir::Cache::srcpkgcache=")
             // Files in the cache belong to root; apt's _apt sandbox user cannot write them.
-            .arg("-o").arg("APT::Sandbox::User=root");
+            .arg("-o")
+            .arg("APT::Sandbox::User=root");
         cmd
     };
     cmd::run(apt_get().arg("update"))?;
-    cmd::run(apt_get().current_dir(apt.join("debs")).args(["download", "golang-1.24-go", "golang-1.24-src"]))?;
+    cmd::run(apt_get().current_dir(apt.join("debs")).args([
+        "download",
+        "golang-1.24-go",
+        "golang-1.24-src",
+    ]))?;
     let _ = fs::remove_dir_all(&unpacked);
     for deb in fs::read_dir(apt.join("debs"))? {
         let deb = deb?.path();
@@ -195,7 +244,10 @@ fn debian_mirror() -> anyhow::Result<String> {
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
         for entry in dir.filter_map(Result::ok) {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "sources" || e == "list") {
+            if path
+                .extension()
+                .is_some_and(|e| e == "sources" || e == "list")
+            {
                 texts.extend(fs::read_to_string(path).ok());
             }
         }
@@ -207,7 +259,9 @@ fn debian_mirror() -> anyhow::Result<String> {
         .flat_map(|t| t.split_whitespace())
         .find(|word| word.starts_with("http") && word.trim_end_matches('/').ends_with("/debian"))
         .map(str::to_owned)
-        .context("no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list{,.d}: add one")
+        .context(
+            "no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list{,.d}: add one",
+        )
 }
 
 fn tracefs() -> anyhow::Result<()> {

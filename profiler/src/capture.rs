@@ -1,0 +1,204 @@
+//! Capture files: what `apiprof record` saw, for `apiprof report` to aggregate later.
+//!
+//! JSON lines, one [`Record`] each: a `header` first, then events as they were drained,
+//! then an `end` record. A capture cut short (apiprof killed, disk full) has no `end`;
+//! everything before the cut still reads.
+
+use std::{
+    fs::File,
+    io::{BufRead, BufReader, BufWriter, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{decode::HttpRequest, symbols::SymbolSource};
+
+/// Capture format version, bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One line of a capture file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// What was observed and how.
+    Header(Header),
+    /// A request began.
+    HttpRequest(HttpRequest),
+    /// The recording ended.
+    End(End),
+}
+
+/// First record of a capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Observed process.
+    pub pid: u32,
+    /// Its executable, as /proc/PID/exe named it.
+    pub binary: PathBuf,
+    /// Go version it was built with.
+    pub go_version: String,
+    /// Where function addresses came from.
+    pub symbols: SymbolSource,
+    /// Go functions probed.
+    pub probes: Vec<String>,
+    /// Wall-clock start, milliseconds since the Unix epoch.
+    pub started_unix_ms: u64,
+}
+
+/// Last record of a complete capture.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    /// Events the kernel could not hand over (ring buffer full, unreadable request).
+    pub dropped_events: u64,
+    /// Why recording stopped: "duration", "signal" or "target exited".
+    pub reason: String,
+}
+
+/// Reading or writing a capture failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}; check the path and free disk space")]
+    Io {
+        /// The capture file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a capture record.
+    #[error("{path}:{line}: not an apiprof capture record ({source}); is this a file written by `apiprof record`?")]
+    Parse {
+        /// The capture file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The first record is not a header, or is of another format version.
+    #[error("{path}: {reason}; record it again with this apiprof")]
+    Format {
+        /// The capture file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Writes records as they come, flushed at every [`Writer::flush`] so a crash loses at
+/// most what was not yet flushed.
+pub struct Writer {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl Writer {
+    /// Creates (truncates) `path` and writes `header`.
+    pub fn create(path: &Path, header: Header) -> Result<Self, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let out = BufWriter::new(File::create(path).map_err(io)?);
+        let mut writer = Self {
+            path: path.to_owned(),
+            out,
+        };
+        writer.write(&Record::Header(header))?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    /// Appends one record.
+    pub fn write(&mut self, record: &Record) -> Result<(), CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        serde_json::to_writer(&mut self.out, record).map_err(|e| io(e.into()))?;
+        self.out.write_all(b"\n").map_err(io)
+    }
+
+    /// Pushes buffered records to the file.
+    pub fn flush(&mut self) -> Result<(), CaptureError> {
+        self.out.flush().map_err(|source| CaptureError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// A capture read back.
+#[derive(Debug)]
+pub struct Capture {
+    /// The header.
+    pub header: Header,
+    /// Every event record, in file order.
+    pub requests: Vec<HttpRequest>,
+    /// The end record; `None` when the capture was cut short.
+    pub end: Option<End>,
+}
+
+impl Capture {
+    /// Reads a whole capture. A last line cut mid-write (no newline) is ignored, as the
+    /// writer was killed while writing it.
+    pub fn read(path: &Path) -> Result<Self, CaptureError> {
+        let io = |source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let format = |reason: String| CaptureError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut lines = BufReader::new(File::open(path).map_err(io)?)
+            .lines()
+            .enumerate()
+            .peekable();
+        let mut header = None;
+        let mut requests = Vec::new();
+        let mut end = None;
+        while let Some((index, line)) = lines.next() {
+            let line = line.map_err(io)?;
+            let record = match serde_json::from_str::<Record>(&line) {
+                Ok(record) => record,
+                Err(_) if lines.peek().is_none() && header.is_some() => break,
+                Err(source) => {
+                    return Err(CaptureError::Parse {
+                        path: path.to_owned(),
+                        line: index + 1,
+                        source,
+                    })
+                }
+            };
+            match record {
+                Record::Header(h) if index == 0 => header = Some(h),
+                Record::Header(_) => {
+                    return Err(format(format!("line {}: a second header", index + 1)))
+                }
+                _ if header.is_none() => {
+                    return Err(format("the first record is not a header".into()))
+                }
+                Record::HttpRequest(r) => requests.push(r),
+                Record::End(e) => end = Some(e),
+            }
+        }
+        let header = header.ok_or_else(|| format("the file is empty".into()))?;
+        if header.format_version != FORMAT_VERSION {
+            return Err(format(format!(
+                "format version {} (this apiprof reads {FORMAT_VERSION})",
+                header.format_version
+            )));
+        }
+        Ok(Self {
+            header,
+            requests,
+            end,
+        })
+    }
+}

@@ -1,0 +1,111 @@
+//! `apiprof record --pid PID --duration 10s --output FILE`.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::{
+    capture::{Header, Writer, FORMAT_VERSION},
+    loader::{Probes, Target},
+    record::{record, StopReason},
+};
+
+/// Arguments of `apiprof record`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Process id of the Go server to observe.
+    #[arg(long)]
+    pid: u32,
+    /// How long to record, e.g. `10s`, `2m`, `500ms`; SIGINT or SIGTERM stop earlier.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    duration: Duration,
+    /// Capture file to write (replaced if it exists).
+    #[arg(long, short)]
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let target = Target::open(args.pid)?;
+    let probes = Probes::attach(&target)?;
+    let header = Header {
+        format_version: FORMAT_VERSION,
+        pid: target.pid,
+        binary: target.exe.clone(),
+        go_version: target.binary.go_version().to_string(),
+        symbols: probes.symbols,
+        probes: probes.functions.clone(),
+        started_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    };
+    let mut writer = Writer::create(&args.output, header)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let end = runtime.block_on(async {
+        let mut interrupt =
+            signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        // Attached and handlers installed: from here on every request is recorded.
+        println!(
+            "recording pid={} probes={} symbols={:?} output={}",
+            target.pid,
+            probes.functions.len(),
+            probes.symbols,
+            args.output.display()
+        );
+        let stop = async {
+            tokio::select! {
+                _ = tokio::time::sleep(args.duration) => StopReason::Duration,
+                _ = interrupt.recv() => StopReason::Signal,
+                _ = terminate.recv() => StopReason::Signal,
+            }
+        };
+        anyhow::Ok(record(probes, target.pid, &mut writer, stop).await?)
+    })?;
+    eprintln!(
+        "apiprof: recording stopped ({}); {} events dropped; wrote {}",
+        end.reason,
+        end.dropped_events,
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Parses `500ms`, `10s`, `2m`, `1h` (a bare number means seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 500ms, 10s, 2m, 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_usual_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10 parsecs")
+            .unwrap_err()
+            .contains("use ms, s, m or h"));
+        assert!(parse_duration("soon").unwrap_err().contains("use e.g."));
+    }
+}

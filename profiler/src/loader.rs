@@ -1,0 +1,198 @@
+//! Loads apiprof's eBPF object and attaches its probes to one Go process.
+
+use std::{num::NonZeroU32, path::PathBuf};
+
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        uprobe::{UProbeAttachLocation, UProbeScope},
+        ProgramError, UProbe,
+    },
+    Ebpf, EbpfError,
+};
+use profiler_common::offsets::GoOffsets;
+use tracing::{debug, info};
+
+use crate::{
+    offsets::{self, OffsetsError},
+    symbols::{GoBinary, SymbolError, SymbolSource},
+};
+
+/// The eBPF object built by build.rs from `profiler-ebpf`.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
+
+/// Go functions probed, with the eBPF program attached to each.
+const HTTP_PROBES: &[(&str, &str)] = &[("net/http.serverHandler.ServeHTTP", "http_serve")];
+
+/// Loading or attaching failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The process is gone or not ours to see.
+    #[error(
+        "process {pid}: cannot read /proc/{pid}/exe ({source}); is the pid right and are you root?"
+    )]
+    Process {
+        /// The pid asked for.
+        pid: u32,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The binary's symbols or version could not be read.
+    #[error(transparent)]
+    Symbols(#[from] SymbolError),
+    /// No offsets for the binary's Go version.
+    #[error(transparent)]
+    Offsets(#[from] OffsetsError),
+    /// The kernel refused the object (the verifier log is inside).
+    #[error("loading the eBPF programs: {source}; apiprof needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF")]
+    Load {
+        /// aya's error, with the verifier log.
+        #[source]
+        source: EbpfError,
+    },
+    /// A program could not be loaded or attached.
+    #[error("attaching {program} to {function} in {binary}: {source}; are you root, and is the process still running?")]
+    Attach {
+        /// The eBPF program.
+        program: &'static str,
+        /// The Go function.
+        function: &'static str,
+        /// The probed executable.
+        binary: PathBuf,
+        /// aya's error.
+        #[source]
+        source: ProgramError,
+    },
+    /// The object lacks a map or program this build expects.
+    #[error("the eBPF object has no usable {name} ({reason}): rebuild apiprof")]
+    Object {
+        /// Map or program name.
+        name: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// The observed process.
+pub struct Target {
+    /// Its pid.
+    pub pid: u32,
+    /// /proc/PID/exe resolved, for reports.
+    pub exe: PathBuf,
+    /// Its symbols and Go version.
+    pub binary: GoBinary,
+}
+
+impl Target {
+    /// Opens the executable of process `pid` (through /proc, so it works across mount
+    /// namespaces, as for a containerized apiserver).
+    pub fn open(pid: u32) -> Result<Self, LoadError> {
+        let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let exe =
+            std::fs::read_link(&proc_exe).map_err(|source| LoadError::Process { pid, source })?;
+        let binary = GoBinary::open(&proc_exe)?;
+        Ok(Self { pid, exe, binary })
+    }
+}
+
+/// Loaded programs attached to one process, and the maps userspace reads.
+pub struct Probes {
+    /// Keeps programs and links alive; dropping it detaches everything.
+    _ebpf: Ebpf,
+    /// Kernel events.
+    pub events: RingBuf<MapData>,
+    /// Per-CPU count of events the kernel could not hand over.
+    pub dropped: PerCpuArray<MapData, u64>,
+    /// The Go functions probed.
+    pub functions: Vec<String>,
+    /// Where their addresses came from.
+    pub symbols: SymbolSource,
+}
+
+impl Probes {
+    /// Loads the eBPF object and attaches every probe to `target`.
+    pub fn attach(target: &Target) -> Result<Self, LoadError> {
+        let go_offsets = offsets::for_version(target.binary.go_version())?;
+        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Load { source })?;
+        set_offsets(&mut ebpf, target.pid, go_offsets)?;
+
+        let pid = NonZeroU32::new(target.pid).ok_or(LoadError::Object {
+            name: "pid",
+            reason: "pid 0".into(),
+        })?;
+        let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
+        let mut functions = Vec::new();
+        for &(function, program) in HTTP_PROBES {
+            let f = target.binary.function(function)?;
+            let attach_err = |source| LoadError::Attach {
+                program,
+                function,
+                binary: target.exe.clone(),
+                source,
+            };
+            let probe: &mut UProbe = ebpf
+                .program_mut(program)
+                .ok_or_else(|| LoadError::Object {
+                    name: program,
+                    reason: "missing".into(),
+                })?
+                .try_into()
+                .map_err(attach_err)?;
+            probe.load().map_err(attach_err)?;
+            probe
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(f.file_offset),
+                    &proc_exe,
+                    UProbeScope::OneProcess(pid),
+                )
+                .map_err(attach_err)?;
+            debug!(
+                function,
+                address = f.address,
+                file_offset = f.file_offset,
+                "attached uprobe"
+            );
+            functions.push(function.to_owned());
+        }
+        info!(pid = target.pid, go = %target.binary.go_version(), probes = functions.len(), "probes attached");
+
+        let events = take_map(&mut ebpf, "EVENTS")?;
+        let dropped = take_map(&mut ebpf, "DROPPED")?;
+        Ok(Self {
+            _ebpf: ebpf,
+            events,
+            dropped,
+            functions,
+            symbols: target.binary.source(),
+        })
+    }
+}
+
+fn set_offsets(ebpf: &mut Ebpf, pid: u32, go_offsets: GoOffsets) -> Result<(), LoadError> {
+    let object = |reason: String| LoadError::Object {
+        name: "GO_OFFSETS",
+        reason,
+    };
+    let map = ebpf
+        .map_mut("GO_OFFSETS")
+        .ok_or_else(|| object("missing".into()))?;
+    let mut map: HashMap<_, u32, GoOffsets> =
+        HashMap::try_from(map).map_err(|e| object(e.to_string()))?;
+    map.insert(pid, go_offsets, 0)
+        .map_err(|e| object(e.to_string()))
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(LoadError::Object {
+        name,
+        reason: "missing".into(),
+    })?;
+    T::try_from(map).map_err(|e| LoadError::Object {
+        name,
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,213 @@
+//! Go function symbols and the Go version of an executable: functions come from the ELF
+//! `.symtab` when the binary has one, else from the Go function table `.gopclntab`, which
+//! survives `go build -ldflags="-s -w"`; the version comes from `.go.buildinfo`.
+
+mod abi;
+mod buildinfo;
+mod elf;
+mod error;
+mod gopclntab;
+mod version;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
+
+use tracing::debug;
+
+pub use error::SymbolError;
+pub use version::GoVersion;
+
+use buildinfo::BuildInfoError;
+use elf::{AddressMap, RawFunction};
+
+/// The oldest Go with the register ABI, which the probes read arguments by.
+const MIN_GO: GoVersion = GoVersion {
+    major: 1,
+    minor: 17,
+    patch: 0,
+};
+
+/// Where function addresses came from.
+///
+/// Also `Deserialize`: capture files record it and are read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolSource {
+    /// The ELF symbol table: exact function sizes.
+    Symtab,
+    /// Go's function table (stripped binaries): a size runs to the next function, so it
+    /// includes the alignment padding (INT3 bytes) after the code.
+    Gopclntab,
+}
+
+/// A function of the binary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// Go symbol name, e.g. `net/http.(*conn).serve`.
+    pub name: String,
+    /// Entry virtual address (as linked; add the load bias for PIE processes).
+    pub address: u64,
+    /// Size of its code in bytes.
+    pub size: u64,
+    /// Offset of its entry in the file, as uprobes want it.
+    pub file_offset: u64,
+}
+
+/// A Go executable read into memory, with its functions and Go version.
+pub struct GoBinary {
+    path: PathBuf,
+    data: Vec<u8>,
+    version: GoVersion,
+    source: SymbolSource,
+    /// Sorted by address.
+    functions: Vec<Function>,
+    /// Index into `functions` by name (the first, by address, of duplicates).
+    by_name: HashMap<String, usize>,
+}
+
+impl GoBinary {
+    /// Reads and parses the executable at `path`.
+    pub fn open(path: &Path) -> Result<Self, SymbolError> {
+        let data = std::fs::read(path).map_err(|source| SymbolError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let (version, source, mut functions) = inspect(path, &data)?;
+        functions.sort_by_key(|f| f.address);
+        let mut by_name = HashMap::with_capacity(functions.len());
+        for (i, f) in functions.iter().enumerate() {
+            by_name.entry(f.name.clone()).or_insert(i);
+        }
+        debug!(path = %path.display(), go = %version, ?source, functions = functions.len(), "read Go binary");
+        Ok(Self {
+            path: path.to_owned(),
+            data,
+            version,
+            source,
+            functions,
+            by_name,
+        })
+    }
+
+    /// The Go version the binary was built with.
+    pub fn go_version(&self) -> GoVersion {
+        self.version
+    }
+
+    /// Where the functions come from: `Symtab` if `.symtab` has Go functions, else `Gopclntab`.
+    pub fn source(&self) -> SymbolSource {
+        self.source
+    }
+
+    /// The function called exactly `name`, e.g. `net/http.serverHandler.ServeHTTP`.
+    pub fn function(&self, name: &str) -> Result<Function, SymbolError> {
+        self.by_name
+            .get(name)
+            .map(|&i| self.functions[i].clone())
+            .ok_or_else(|| SymbolError::FunctionNotFound {
+                path: self.path.clone(),
+                name: name.to_owned(),
+                symbols: self.source,
+            })
+    }
+
+    /// Every function whose name satisfies `pred`, by address: for closures named by
+    /// position, e.g. names starting with `...DefaultBuildHandlerChain.WithRequestInfo.func`.
+    pub fn functions_matching(&self, pred: impl Fn(&str) -> bool) -> Vec<Function> {
+        self.functions
+            .iter()
+            .filter(|f| pred(&f.name))
+            .cloned()
+            .collect()
+    }
+
+    /// The machine code of `f`: `f.size` bytes from its file offset (fewer if the file
+    /// ends first).
+    pub fn code(&self, f: &Function) -> &[u8] {
+        let start = usize::try_from(f.file_offset).unwrap_or(usize::MAX);
+        let len = usize::try_from(f.size).unwrap_or(usize::MAX);
+        self.data
+            .get(start..)
+            .map_or(&[], |rest| &rest[..len.min(rest.len())])
+    }
+}
+
+/// The Go version, the symbol source and the functions of the executable in `data`.
+fn inspect(
+    path: &Path,
+    data: &[u8],
+) -> Result<(GoVersion, SymbolSource, Vec<Function>), SymbolError> {
+    let path_buf = || path.to_owned();
+    let file = object::File::parse(data).map_err(|source| SymbolError::NotElf {
+        path: path_buf(),
+        source,
+    })?;
+    let map = AddressMap::new(&file);
+
+    let info = elf::section(&file, &[".go.buildinfo"])
+        .ok_or_else(|| SymbolError::NotGo { path: path_buf() })?;
+    let version = buildinfo::go_version(info, data, &map).map_err(|e| match e {
+        BuildInfoError::NoMagic => SymbolError::NotGo { path: path_buf() },
+        BuildInfoError::Corrupt(reason) => SymbolError::BadBuildInfo {
+            path: path_buf(),
+            reason,
+        },
+    })?;
+    if version < MIN_GO {
+        return Err(SymbolError::UnsupportedGo {
+            path: path_buf(),
+            version,
+        });
+    }
+
+    let symtab = elf::symtab_functions(&file);
+    let (source, raw) = if symtab.is_empty() {
+        (SymbolSource::Gopclntab, pclntab_functions(path, &file)?)
+    } else {
+        (SymbolSource::Symtab, symtab)
+    };
+    let listed = raw.len();
+    let functions: Vec<Function> = raw
+        .into_iter()
+        .filter_map(|f| {
+            let file_offset = map.file_offset(f.address)?;
+            Some(Function {
+                name: f.name,
+                address: f.address,
+                size: f.size,
+                file_offset,
+            })
+        })
+        .collect();
+    if functions.len() < listed {
+        debug!(
+            skipped = listed - functions.len(),
+            "functions outside the file's loaded segments"
+        );
+    }
+    Ok((version, source, functions))
+}
+
+/// Functions from `.gopclntab` (`.data.rel.ro.gopclntab` in PIE builds). External linkers
+/// may merge it into `.data.rel.ro`; then its header is searched for.
+fn pclntab_functions(
+    path: &Path,
+    file: &object::File<'_>,
+) -> Result<Vec<RawFunction>, SymbolError> {
+    if let Some(table) = elf::section(file, &[".gopclntab", ".data.rel.ro.gopclntab"]) {
+        return gopclntab::functions(table).map_err(|reason| SymbolError::BadPclntab {
+            path: path.to_owned(),
+            reason,
+        });
+    }
+    debug!("no .gopclntab section; searching the data sections for its header");
+    elf::data_sections(file)
+        .into_iter()
+        .flat_map(gopclntab::candidates)
+        .find_map(|table| gopclntab::functions(table).ok())
+        .ok_or_else(|| SymbolError::NoSymbols {
+            path: path.to_owned(),
+        })
+}

@@ -1,0 +1,52 @@
+//! The Go HTTPS fixture server (tests/fixtures/goserver), as a guard.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use crate::fixtures_dir;
+
+/// A running fixture server; killed on drop.
+pub struct GoServer {
+    child: Child,
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl GoServer {
+    /// Starts fixture build `build` (see [`crate::GOSERVER_BUILDS`]) on an ephemeral
+    /// loopback port and waits until it accepts connections.
+    pub fn start(build: &str) -> Self {
+        let path = fixtures_dir().join(build);
+        let mut child = Command::new(&path)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the fixture's first line");
+        let url = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| {
+                panic!("{build} printed {line:?}, expected \"listening https://...\"")
+            })
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for GoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,90 @@
+//! `apiprof record` and `apiprof report` run as an operator would run them.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+};
+
+use crate::apiprof_bin;
+
+/// A running `apiprof record`; killed on drop if not stopped.
+pub struct Recording {
+    child: Option<Child>,
+    /// The capture file it writes.
+    pub output: PathBuf,
+}
+
+impl Recording {
+    /// Starts recording process `pid` into `output` and waits until the probes are
+    /// attached (apiprof prints its "recording ..." line then).
+    pub fn start(pid: u32, output: &Path) -> Self {
+        let mut child = Command::new(apiprof_bin())
+            .args([
+                "record",
+                "--pid",
+                &pid.to_string(),
+                "--duration",
+                "10m",
+                "--output",
+            ])
+            .arg(output)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting apiprof record");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading apiprof's first line");
+        if !line.starts_with("recording ") {
+            let status = child.wait().expect("waiting for apiprof");
+            panic!("apiprof record did not start recording ({status}); it printed {line:?}, see its stderr above");
+        }
+        Self {
+            child: Some(child),
+            output: output.to_owned(),
+        }
+    }
+
+    /// Stops recording with SIGINT, as Ctrl-C would, and waits for apiprof to finish the
+    /// capture; panics unless it exits 0.
+    pub fn stop(mut self) -> PathBuf {
+        let mut child = self.child.take().expect("not yet stopped");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().expect("waiting for apiprof record");
+        assert!(status.success(), "apiprof record exited with {status}");
+        self.output.clone()
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `apiprof report FILE --format FORMAT`'s output; panics unless it exits 0.
+pub fn report(capture: &Path, format: &str) -> String {
+    let out = Command::new(apiprof_bin())
+        .arg("report")
+        .arg(capture)
+        .args(["--format", format])
+        .output()
+        .expect("running apiprof report");
+    assert!(
+        out.status.success(),
+        "apiprof report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 report")
+}
+
+/// `apiprof report --format json`, parsed.
+pub fn report_json(capture: &Path) -> serde_json::Value {
+    serde_json::from_str(&report(capture, "json")).expect("apiprof report printed invalid JSON")
+}

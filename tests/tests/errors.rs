@@ -1,0 +1,60 @@
+//! Bad input gets a clear error naming the cause and the fix, and a distinct exit code.
+
+use std::process::Command;
+
+use apiprof_tests::apiprof_bin;
+
+fn record(pid: u32) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(apiprof_bin())
+        .args([
+            "record",
+            "--pid",
+            &pid.to_string(),
+            "--duration",
+            "1s",
+            "--output",
+        ])
+        .arg(dir.path().join("capture.jsonl"))
+        .output()
+        .expect("running apiprof");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn recording_a_process_that_is_not_go_names_the_cause() {
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let (code, stderr) = record(sleeper.id());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a Go binary"), "{stderr}");
+}
+
+#[test]
+fn recording_a_pid_that_does_not_exist_names_the_cause() {
+    let (code, stderr) = record(u32::MAX / 2);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is the pid right"), "{stderr}");
+}
+
+#[test]
+fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "hello\n").unwrap();
+    let out = Command::new(apiprof_bin())
+        .arg("report")
+        .arg(&file)
+        .output()
+        .expect("running apiprof");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not an apiprof capture record") && stderr.contains(":1:"),
+        "{stderr}"
+    );
+}

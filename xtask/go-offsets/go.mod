@@ -1,0 +1,3 @@
+module apiprof.dev/go-offsets
+
+go 1.19
