@@ -32,7 +32,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: the value is copied out before the map can change.
-    let Some(offsets) = (unsafe { GO_OFFSETS.get(&tgid) }).copied() else {
+    let Some(offsets) = (unsafe { GO_OFFSETS.get(tgid) }).copied() else {
         return Ok(());
     };
     let request = go::arg(ctx, 3);

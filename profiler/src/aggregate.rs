@@ -53,7 +53,7 @@ pub fn aggregate(capture: &Capture) -> Report {
             count,
         })
         .collect();
-    requests.sort_by(|a, b| b.count.cmp(&a.count));
+    requests.sort_by_key(|r| std::cmp::Reverse(r.count));
     Report {
         requests,
         dropped_events: capture.end.as_ref().map_or(0, |e| e.dropped_events),

@@ -60,9 +60,9 @@ pub enum LoadError {
         function: &'static str,
         /// The probed executable.
         binary: PathBuf,
-        /// aya's error.
+        /// aya's error (boxed: it is large and rare).
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     /// The object lacks a map or program this build expects.
     #[error("the eBPF object has no usable {name} ({reason}): rebuild apiprof")]
@@ -125,11 +125,11 @@ impl Probes {
         let mut functions = Vec::new();
         for &(function, program) in HTTP_PROBES {
             let f = target.binary.function(function)?;
-            let attach_err = |source| LoadError::Attach {
+            let attach_err = |source: ProgramError| LoadError::Attach {
                 program,
                 function,
                 binary: target.exe.clone(),
-                source,
+                source: Box::new(source),
             };
             let probe: &mut UProbe = ebpf
                 .program_mut(program)

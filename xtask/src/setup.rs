@@ -237,10 +237,10 @@ fn go_trixie(cache: &Path) -> anyhow::Result<GoToolchain> {
 /// The Debian mirror this machine's own sources use, so the private trixie list fetches
 /// from the same place (and no address is written into the project).
 fn debian_mirror() -> anyhow::Result<String> {
-    let mut texts = Vec::new();
-    for file in ["/etc/apt/sources.list"] {
-        texts.extend(fs::read_to_string(file).ok());
-    }
+    let mut texts: Vec<String> = fs::read_to_string("/etc/apt/sources.list")
+        .ok()
+        .into_iter()
+        .collect();
     if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
         for entry in dir.filter_map(Result::ok) {
             let path = entry.path();

@@ -60,8 +60,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
             .ok_or(OffsetsError::MissingField { field })?;
         history
             .iter()
-            .filter(|e| since(&e.since) <= (version.major, version.minor))
-            .next_back()
+            .rfind(|e| since(&e.since) <= (version.major, version.minor))
             .map(|e| e.offset)
             .ok_or_else(|| OffsetsError::TooOld {
                 field,
