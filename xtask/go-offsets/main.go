@@ -1,45 +1,112 @@
 // go-offsets prints, as JSON, the byte offsets of the Go struct fields apiprof's probes
-// read, as compiled by the Go toolchain that runs it. `cargo xtask offsets` runs it with
-// every installed toolchain and merges the results into profiler/src/offsets/go_offsets.json.
+// read, taken from the DWARF of a Go binary: by default its own, which links net/http's
+// HTTP/1 and HTTP/2 servers, so the offsets are those of the toolchain that built it.
+// `cargo xtask offsets` builds and runs it with every installed Go toolchain and merges
+// the results into profiler/src/offsets/go_offsets.json.
 //
-// To track a new field, add it to `fields` and run `cargo xtask offsets`.
+// DWARF, unlike reflect, also sees unexported types (net/http.http2MetaHeadersFrame).
+// To track a new field, add "package.Type.Field" (or "package.Type.(size)") to fields
+// and run `cargo xtask offsets`.
 package main
 
 import (
+	"debug/dwarf"
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"reflect"
 	"runtime"
+	"strings"
 )
 
-var fields = []struct {
-	name  string
-	typ   reflect.Type
-	field string
-}{
-	{"net/http.Request.Method", reflect.TypeOf(http.Request{}), "Method"},
-	{"net/http.Request.URL", reflect.TypeOf(http.Request{}), "URL"},
-	{"net/http.Request.ProtoMajor", reflect.TypeOf(http.Request{}), "ProtoMajor"},
-	{"net/http.Request.ProtoMinor", reflect.TypeOf(http.Request{}), "ProtoMinor"},
-	{"net/url.URL.Path", reflect.TypeOf(url.URL{}), "Path"},
-	{"net/url.URL.RawQuery", reflect.TypeOf(url.URL{}), "RawQuery"},
+var fields = []string{
+	"net/http.Request.Method",
+	"net/http.Request.URL",
+	"net/http.Request.ProtoMajor",
+	"net/http.Request.ProtoMinor",
+	"net/url.URL.Path",
+	"net/url.URL.RawQuery",
+	"net/http.http2MetaHeadersFrame.Fields",
+	"vendor/golang.org/x/net/http2/hpack.HeaderField.Name",
+	"vendor/golang.org/x/net/http2/hpack.HeaderField.Value",
+	"vendor/golang.org/x/net/http2/hpack.HeaderField.(size)",
 }
 
+// keepServers makes the linker keep net/http's servers (and their types' DWARF).
+var keepServers = (&http.Server{}).ServeTLS
+
 func main() {
-	offsets := map[string]uintptr{}
-	for _, f := range fields {
-		sf, ok := f.typ.FieldByName(f.field)
-		if !ok {
-			fmt.Fprintf(os.Stderr, "go-offsets: %s has no field %s in %s\n", f.typ, f.field, runtime.Version())
-			os.Exit(1)
+	_ = keepServers
+	path, err := os.Executable()
+	if len(os.Args) > 1 {
+		path = os.Args[1]
+	}
+	if err != nil {
+		fail("finding own executable: %v", err)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		fail("opening %s: %v", path, err)
+	}
+	data, err := f.DWARF()
+	if err != nil {
+		fail("%s has no DWARF (build it without -ldflags=-w): %v", path, err)
+	}
+	structs := map[string]*dwarf.StructType{}
+	r := data.Reader()
+	for {
+		e, err := r.Next()
+		if err != nil {
+			fail("reading DWARF: %v", err)
 		}
-		offsets[f.name] = sf.Offset
+		if e == nil {
+			break
+		}
+		if e.Tag != dwarf.TagStructType {
+			continue
+		}
+		name, _ := e.Val(dwarf.AttrName).(string)
+		if _, seen := structs[name]; seen || name == "" {
+			continue
+		}
+		t, err := data.Type(e.Offset)
+		if err != nil {
+			continue
+		}
+		if st, ok := t.(*dwarf.StructType); ok && !st.Incomplete {
+			structs[name] = st
+		}
+	}
+	offsets := map[string]int64{}
+	for _, field := range fields {
+		dot := strings.LastIndex(field, ".")
+		typeName, member := field[:dot], field[dot+1:]
+		st, ok := structs[typeName]
+		if !ok {
+			fail("no struct %s in the DWARF of %s (%s)", typeName, path, runtime.Version())
+		}
+		if member == "(size)" {
+			offsets[field] = st.ByteSize
+			continue
+		}
+		found := false
+		for _, m := range st.Field {
+			if m.Name == member {
+				offsets[field], found = m.ByteOffset, true
+			}
+		}
+		if !found {
+			fail("%s has no field %s in %s", typeName, member, runtime.Version())
+		}
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]interface{}{
 		"go":      runtime.Version(),
 		"offsets": offsets,
 	})
+}
+
+func fail(format string, args ...interface{}) {
+	fmt.Fprintf(os.Stderr, "go-offsets: "+format+"\n", args...)
+	os.Exit(1)
 }

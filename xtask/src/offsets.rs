@@ -14,12 +14,18 @@ pub fn generate(env: &Env) -> anyhow::Result<()> {
     let mut fields: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut toolchains = Vec::new();
     for go in &env.go {
-        let out = cmd::output(
+        // Built, not `go run`: the generator reads its own DWARF, which `go run` omits.
+        let binary = env.root.join(format!("target/go-offsets-go{}", go.version));
+        cmd::run(
             go.command()
                 .current_dir(&generator)
-                .args(["run", "."])
+                .arg("build")
+                .arg("-o")
+                .arg(&binary)
+                .arg(".")
                 .env("GOCACHE", env.cache.join(format!("gocache-{}", go.version))),
         )?;
+        let out = cmd::output(&mut std::process::Command::new(&binary))?;
         let out: Value = serde_json::from_str(&out).context("parsing go-offsets output")?;
         toolchains.push(out["go"].clone());
         let offsets = out["offsets"]
