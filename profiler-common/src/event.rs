@@ -4,6 +4,8 @@
 pub mod kind {
     /// An [`crate::http::HttpRequestEvent`]: a Go HTTP server began serving a request.
     pub const HTTP_REQUEST: u32 = 1;
+    /// An [`crate::http::HttpResponseEvent`]: the server finished serving a request.
+    pub const HTTP_RESPONSE: u32 = 2;
 }
 
 /// First field of every event written to the ring buffer: the decoder reads it before

@@ -1,4 +1,4 @@
-//! Events from the Go HTTP server probes.
+//! Events and map values of the Go HTTP server probes.
 
 use crate::event::EventHeader;
 
@@ -8,11 +8,18 @@ pub const METHOD_CAP: usize = 16;
 pub const PATH_CAP: usize = 256;
 /// Bytes of `url.URL.RawQuery` kept.
 pub const QUERY_CAP: usize = 512;
+/// Bytes of the User-Agent header value kept (HTTP/1 values may start with the
+/// blanks that follow the colon; userspace trims them).
+pub const USER_AGENT_CAP: usize = 192;
+/// HTTP/2 header fields examined per HEADERS frame when looking for `user-agent`
+/// (clients send it among the first few).
+pub const H2_FIELDS_MAX: u32 = 32;
 
 /// A Go HTTP server began serving a request (`net/http.serverHandler.ServeHTTP` entry),
 /// HTTP/1.x and HTTP/2 alike.
 ///
-/// Only the request line is copied: never headers or bodies.
+/// Only the request line and the User-Agent value are copied: never other headers or
+/// bodies.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HttpRequestEvent {
@@ -20,6 +27,8 @@ pub struct HttpRequestEvent {
     pub header: EventHeader,
     /// Address of the `*http.Request`: identifies the request while it is served.
     pub request: u64,
+    /// The `http.ResponseWriter`'s data pointer (`*response` or `*http2responseWriter`).
+    pub response_writer: u64,
     /// `http.Request.ProtoMajor`.
     pub proto_major: u64,
     /// `http.Request.ProtoMinor`.
@@ -30,8 +39,8 @@ pub struct HttpRequestEvent {
     pub path_len: u32,
     /// True length of the raw query; more than [`QUERY_CAP`] means `query` is cut.
     pub query_len: u32,
-    /// Explicit padding; always zero.
-    pub _pad: u32,
+    /// The User-Agent value seen while the headers were parsed.
+    pub user_agent: UserAgent,
     /// `http.Request.Method`, the first `min(method_len, METHOD_CAP)` bytes.
     pub method: [u8; METHOD_CAP],
     /// `http.Request.URL.Path`, the first `min(path_len, PATH_CAP)` bytes.
@@ -42,9 +51,67 @@ pub struct HttpRequestEvent {
 
 const _: () = assert!(
     core::mem::size_of::<HttpRequestEvent>()
-        == 32 + 3 * 8 + 4 * 4 + METHOD_CAP + PATH_CAP + QUERY_CAP
+        == 32
+            + 4 * 8
+            + 3 * 4
+            + core::mem::size_of::<UserAgent>()
+            + METHOD_CAP
+            + PATH_CAP
+            + QUERY_CAP
 );
 
+/// The server finished serving a request (a RET of `serverHandler.ServeHTTP`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct HttpResponseEvent {
+    /// Common header; `kind` is [`crate::event::kind::HTTP_RESPONSE`].
+    pub header: EventHeader,
+    /// The `*http.Request` of the matching [`HttpRequestEvent`].
+    pub request: u64,
+    /// What the response writer recorded.
+    pub response: Response,
+}
+
+const _: () = assert!(core::mem::size_of::<HttpResponseEvent>() == 32 + 8 + 24);
+
+/// A User-Agent value: `len` true bytes, the first `min(len, USER_AGENT_CAP)` kept.
+/// Length 0: the request had none (or it was not seen).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct UserAgent {
+    /// True length of the value.
+    pub len: u32,
+    /// The value's bytes.
+    pub bytes: [u8; USER_AGENT_CAP],
+}
+
+const _: () = assert!(core::mem::size_of::<UserAgent>() == 4 + USER_AGENT_CAP);
+
+/// Per response writer: what the handler wrote (`WriteHeader` and `write` probes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Response {
+    /// First final status code written (0: none; Go then sends 200).
+    pub status: u64,
+    /// Body bytes written by the handler (before any transfer encoding).
+    pub bytes: u64,
+    /// Calls to the writer's `write` (a WATCH writes at least once per event).
+    pub writes: u64,
+}
+
+/// A request being served, per goroutine: what the RET probe of `ServeHTTP` needs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Inflight {
+    /// The `*http.Request`.
+    pub request: u64,
+    /// The response writer's data pointer.
+    pub response_writer: u64,
+}
+
 #[cfg(feature = "user")]
-// SAFETY: plain old data, no padding, every bit pattern valid.
-unsafe impl aya::Pod for HttpRequestEvent {}
+mod pod {
+    // SAFETY (all): plain old data, no implicit padding, every bit pattern valid.
+    unsafe impl aya::Pod for super::HttpRequestEvent {}
+    unsafe impl aya::Pod for super::HttpResponseEvent {}
+}

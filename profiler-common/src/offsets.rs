@@ -19,9 +19,17 @@ pub struct GoOffsets {
     pub url_path: u64,
     /// `net/url.URL.RawQuery` (string).
     pub url_raw_query: u64,
+    /// `MetaHeadersFrame.Fields` (`[]hpack.HeaderField`) of the HTTP/2 server.
+    pub h2_meta_fields: u64,
+    /// Size of one `hpack.HeaderField`.
+    pub h2_field_size: u64,
+    /// `hpack.HeaderField.Name` (string).
+    pub h2_field_name: u64,
+    /// `hpack.HeaderField.Value` (string).
+    pub h2_field_value: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 6 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 10 * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

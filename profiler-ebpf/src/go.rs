@@ -36,8 +36,12 @@ pub fn read_u64(addr: u64) -> Result<u64, i64> {
 /// Copies the Go string whose header (pointer, length) is at `addr` into `dst`, as many
 /// bytes as fit, and returns its true length.
 pub fn read_string(addr: u64, dst: &mut [u8]) -> Result<u32, i64> {
-    let data = read_u64(addr)?;
-    let len = read_u64(addr + 8)?;
+    read_bytes(read_u64(addr)?, read_u64(addr + 8)?, dst)
+}
+
+/// Copies as many of the `len` bytes at `data` as fit into `dst`; returns `len`
+/// (saturated to `u32`).
+pub fn read_bytes(data: u64, len: u64, dst: &mut [u8]) -> Result<u32, i64> {
     let n = (len as usize).min(dst.len());
     // SAFETY: as in `read_u64`; `n` never exceeds `dst`.
     unsafe {

@@ -5,6 +5,7 @@
 #![no_main]
 
 mod go;
+mod headers;
 mod http;
 mod maps;
 

@@ -1,60 +1,175 @@
-//! Aggregates a capture into report rows.
+//! Aggregates served requests into report rows, grouped by the dimensions asked for.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
-use crate::capture::Capture;
+use crate::{
+    capture::Capture,
+    served::{served, Served},
+};
 
-/// Requests that share method, path, query and HTTP version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RequestRow {
+/// What requests can be grouped by (`apiprof report --by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+#[clap(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The User-Agent header.
+    UserAgent,
+    /// The apiserver's verb (list, get, watch, create, ...).
+    Verb,
+    /// API group ("" for core).
+    Group,
+    /// API version.
+    Version,
+    /// Resource.
+    Resource,
+    /// Subresource.
+    Subresource,
+    /// Namespace.
+    Namespace,
+    /// resourceVersion semantics of reads.
+    RvClass,
+    /// The limit parameter.
+    Limit,
+    /// Label and field selectors present.
+    Selector,
     /// HTTP method.
-    pub method: String,
+    Method,
     /// URL path.
-    pub path: String,
-    /// Raw query string.
-    pub query: String,
-    /// "HTTP/1.1", "HTTP/2.0", ...
-    pub http_version: String,
-    /// Requests seen.
+    Path,
+    /// Raw query.
+    Query,
+    /// HTTP version.
+    HttpVersion,
+}
+
+/// The grouping `apiprof report` uses unless told otherwise.
+pub const DEFAULT_BY: [Dimension; 4] = [
+    Dimension::UserAgent,
+    Dimension::Verb,
+    Dimension::Resource,
+    Dimension::RvClass,
+];
+
+impl Dimension {
+    /// Every dimension, in report column order.
+    pub const ALL: [Self; 14] = [
+        Self::UserAgent,
+        Self::Verb,
+        Self::Group,
+        Self::Version,
+        Self::Resource,
+        Self::Subresource,
+        Self::Namespace,
+        Self::RvClass,
+        Self::Limit,
+        Self::Selector,
+        Self::Method,
+        Self::Path,
+        Self::Query,
+        Self::HttpVersion,
+    ];
+
+    /// Its field name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UserAgent => "user_agent",
+            Self::Verb => "verb",
+            Self::Group => "group",
+            Self::Version => "version",
+            Self::Resource => "resource",
+            Self::Subresource => "subresource",
+            Self::Namespace => "namespace",
+            Self::RvClass => "rv_class",
+            Self::Limit => "limit",
+            Self::Selector => "selector",
+            Self::Method => "method",
+            Self::Path => "path",
+            Self::Query => "query",
+            Self::HttpVersion => "http_version",
+        }
+    }
+
+    /// Its value for one request: a string, a number, or null where it does not apply
+    /// (rv_class of writes, limit when absent).
+    fn of(self, s: &Served) -> Value {
+        let text = |t: &str| Value::String(t.to_owned());
+        match self {
+            Self::UserAgent => text(&s.request.user_agent),
+            Self::Verb => text(&s.info.verb),
+            Self::Group => text(&s.info.group),
+            Self::Version => text(&s.info.version),
+            Self::Resource => text(&s.info.resource),
+            Self::Subresource => text(&s.info.subresource),
+            Self::Namespace => text(&s.info.namespace),
+            Self::RvClass => s.rv_class.map_or(Value::Null, |c| text(c.as_str())),
+            Self::Limit => s.limit.map_or(Value::Null, Value::from),
+            Self::Selector => text(s.selector.as_str()),
+            Self::Method => text(&s.request.method),
+            Self::Path => text(&s.request.path),
+            Self::Query => text(&s.request.query),
+            Self::HttpVersion => text(&s.request.http_version),
+        }
+    }
+}
+
+/// Value shown for a dimension that is not grouped by and differs within a row.
+pub const MIXED: &str = "*";
+
+/// Requests that share the grouped dimensions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    /// Every dimension: its value when all the row's requests share it, else `"*"`.
+    #[serde(flatten)]
+    pub dimensions: Map<String, Value>,
+    /// Requests the server began serving.
     pub count: u64,
+    /// Finished requests by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Body bytes written for finished requests.
+    pub response_bytes: u64,
+    /// Median handler latency of finished requests other than WATCHes, milliseconds.
+    pub latency_ms_p50: Option<f64>,
+    /// 99th percentile of the same.
+    pub latency_ms_p99: Option<f64>,
+    /// Requests still being served when recording stopped (open WATCHes among them).
+    pub in_flight: u64,
+    /// Finished WATCHes: their summed duration, seconds.
+    pub watch_seconds: f64,
+    /// Finished WATCHes: writes they made (at least one per event sent).
+    pub watch_events: u64,
 }
 
 /// Everything `apiprof report` prints.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    /// The dimensions rows are grouped by.
+    pub by: Vec<&'static str>,
     /// Rows, most requests first (ties in key order).
-    pub requests: Vec<RequestRow>,
+    pub requests: Vec<Row>,
     /// Events the kernel could not hand over; counts above are low by up to this many.
     pub dropped_events: u64,
-    /// Requests whose method, path or query was longer than the kernel copies.
+    /// Requests whose method, path, query or user agent was longer than the kernel
+    /// copies.
     pub truncated_requests: u64,
     /// False when the capture has no end record (the recorder was killed): the counts
     /// cover only what was written before that.
     pub complete: bool,
 }
 
-/// Counts requests per (method, path, query, HTTP version).
-pub fn aggregate(capture: &Capture) -> Report {
-    let mut counts: BTreeMap<(&str, &str, &str, &str), u64> = BTreeMap::new();
-    for r in &capture.requests {
-        *counts
-            .entry((&r.method, &r.path, &r.query, &r.http_version))
-            .or_default() += 1;
+/// Groups the capture's requests by `by`.
+pub fn aggregate(capture: &Capture, by: &[Dimension]) -> Report {
+    let served = served(capture);
+    let mut groups: BTreeMap<Vec<String>, Vec<&Served>> = BTreeMap::new();
+    for s in &served {
+        let key = by.iter().map(|d| d.of(s).to_string()).collect();
+        groups.entry(key).or_default().push(s);
     }
-    let mut requests: Vec<RequestRow> = counts
-        .into_iter()
-        .map(|((method, path, query, http_version), count)| RequestRow {
-            method: method.to_owned(),
-            path: path.to_owned(),
-            query: query.to_owned(),
-            http_version: http_version.to_owned(),
-            count,
-        })
-        .collect();
+    let mut requests: Vec<Row> = groups.into_values().map(|members| row(&members)).collect();
     requests.sort_by_key(|r| std::cmp::Reverse(r.count));
     Report {
+        by: by.iter().map(|d| d.name()).collect(),
         requests,
         dropped_events: capture.end.as_ref().map_or(0, |e| e.dropped_events),
         truncated_requests: capture.requests.iter().filter(|r| r.truncated).count() as u64,
@@ -62,82 +177,53 @@ pub fn aggregate(capture: &Capture) -> Report {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    use super::*;
-    use crate::{
-        capture::{End, Header, FORMAT_VERSION},
-        decode::HttpRequest,
-        symbols::SymbolSource,
-    };
-
-    fn request(method: &str, path: &str, version: &str) -> HttpRequest {
-        HttpRequest {
-            ktime_ns: 0,
-            tid: 1,
-            goroutine: 2,
-            request: 3,
-            method: method.into(),
-            path: path.into(),
-            query: "limit=5".into(),
-            http_version: version.into(),
-            truncated: false,
-        }
+fn row(members: &[&Served]) -> Row {
+    let mut dimensions = Map::new();
+    for d in Dimension::ALL {
+        let first = d.of(members[0]);
+        let same = members.iter().all(|s| d.of(s) == first);
+        dimensions.insert(
+            d.name().to_owned(),
+            if same { first } else { Value::from(MIXED) },
+        );
     }
-
-    fn capture(requests: Vec<HttpRequest>, end: Option<End>) -> Capture {
-        let header = Header {
-            format_version: FORMAT_VERSION,
-            pid: 1,
-            binary: PathBuf::from("/x"),
-            go_version: "1.24.4".into(),
-            symbols: SymbolSource::Symtab,
-            probes: vec![],
-            started_unix_ms: 0,
+    let mut status = BTreeMap::new();
+    let mut latencies = Vec::new();
+    let (mut response_bytes, mut in_flight, mut watch_ns, mut watch_events) = (0, 0, 0, 0);
+    for s in members {
+        let Some(response) = s.response else {
+            in_flight += 1;
+            continue;
         };
-        Capture {
-            header,
-            requests,
-            end,
+        *status.entry(response.status).or_default() += 1;
+        response_bytes += response.response_bytes;
+        let latency = s.latency_ns().unwrap_or_default();
+        if s.is_watch() {
+            watch_ns += latency;
+            watch_events += response.writes;
+        } else {
+            latencies.push(latency);
         }
     }
-
-    #[test]
-    fn requests_are_counted_per_request_line_and_http_version_busiest_first() {
-        let c = capture(
-            vec![
-                request("GET", "/a", "HTTP/1.1"),
-                request("GET", "/b", "HTTP/2.0"),
-                request("GET", "/b", "HTTP/2.0"),
-                request("GET", "/b", "HTTP/1.1"),
-            ],
-            Some(End {
-                dropped_events: 3,
-                reason: "signal".into(),
-            }),
-        );
-        let r = aggregate(&c);
-        let rows: Vec<_> = r
-            .requests
-            .iter()
-            .map(|r| (r.path.as_str(), r.http_version.as_str(), r.count))
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                ("/b", "HTTP/2.0", 2),
-                ("/a", "HTTP/1.1", 1),
-                ("/b", "HTTP/1.1", 1)
-            ]
-        );
-        assert_eq!((r.dropped_events, r.complete), (3, true));
-    }
-
-    #[test]
-    fn a_capture_without_end_record_is_reported_incomplete() {
-        let r = aggregate(&capture(vec![request("GET", "/a", "HTTP/1.1")], None));
-        assert_eq!((r.requests.len(), r.complete), (1, false));
+    latencies.sort_unstable();
+    Row {
+        dimensions,
+        count: members.len() as u64,
+        status,
+        response_bytes,
+        latency_ms_p50: percentile_ms(&latencies, 50),
+        latency_ms_p99: percentile_ms(&latencies, 99),
+        in_flight,
+        watch_seconds: watch_ns as f64 / 1e9,
+        watch_events,
     }
 }
+
+/// Nearest-rank percentile of sorted nanoseconds, in milliseconds.
+fn percentile_ms(sorted_ns: &[u64], p: usize) -> Option<f64> {
+    let rank = (p * sorted_ns.len()).div_ceil(100).max(1);
+    sorted_ns.get(rank - 1).map(|ns| *ns as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{decode::HttpRequest, symbols::SymbolSource};
+use crate::{
+    decode::{HttpRequest, HttpResponse},
+    symbols::SymbolSource,
+};
 
 /// Capture format version, bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -25,6 +28,8 @@ pub enum Record {
     Header(Header),
     /// A request began.
     HttpRequest(HttpRequest),
+    /// A request ended.
+    HttpResponse(HttpResponse),
     /// The recording ended.
     End(End),
 }
@@ -138,8 +143,10 @@ impl Writer {
 pub struct Capture {
     /// The header.
     pub header: Header,
-    /// Every event record, in file order.
+    /// Every request start, in file order.
     pub requests: Vec<HttpRequest>,
+    /// Every request end, in file order.
+    pub responses: Vec<HttpResponse>,
     /// The end record; `None` when the capture was cut short.
     pub end: Option<End>,
 }
@@ -162,6 +169,7 @@ impl Capture {
             .peekable();
         let mut header = None;
         let mut requests = Vec::new();
+        let mut responses = Vec::new();
         let mut end = None;
         while let Some((index, line)) = lines.next() {
             let line = line.map_err(io)?;
@@ -185,6 +193,7 @@ impl Capture {
                     return Err(format("the first record is not a header".into()))
                 }
                 Record::HttpRequest(r) => requests.push(r),
+                Record::HttpResponse(r) => responses.push(r),
                 Record::End(e) => end = Some(e),
             }
         }
@@ -198,6 +207,7 @@ impl Capture {
         Ok(Self {
             header,
             requests,
+            responses,
             end,
         })
     }

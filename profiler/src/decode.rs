@@ -5,7 +5,7 @@ use std::mem::size_of;
 
 use profiler_common::{
     event::{kind, EventHeader},
-    http::HttpRequestEvent,
+    http::{HttpRequestEvent, HttpResponseEvent},
 };
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum Event {
     /// A Go HTTP server began serving a request.
     HttpRequest(HttpRequest),
+    /// It finished.
+    HttpResponse(HttpResponse),
 }
 
 /// The request line of one request, as the Go server parsed it.
@@ -35,8 +37,28 @@ pub struct HttpRequest {
     pub query: String,
     /// "HTTP/1.1", "HTTP/2.0", ...
     pub http_version: String,
-    /// Whether method, path or query was longer than the kernel copies (then cut).
+    /// The User-Agent header; empty when the request had none.
+    pub user_agent: String,
+    /// Whether method, path, query or user agent was longer than the kernel copies
+    /// (then cut).
     pub truncated: bool,
+}
+
+/// The end of serving one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpResponse {
+    /// Monotonic nanoseconds since boot when the handler returned.
+    pub ktime_ns: u64,
+    /// Goroutine that served it.
+    pub goroutine: u64,
+    /// Address of the `*http.Request`, as in its [`HttpRequest`].
+    pub request: u64,
+    /// Status code sent (200 when the handler wrote none, as Go does).
+    pub status: u16,
+    /// Body bytes the handler wrote.
+    pub response_bytes: u64,
+    /// Writes the handler made (a WATCH makes at least one per event).
+    pub writes: u64,
 }
 
 /// A record the decoder cannot read.
@@ -68,6 +90,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             let raw: HttpRequestEvent = read(bytes, header.kind)?;
             Ok(Event::HttpRequest(http_request(&raw)))
         }
+        kind::HTTP_RESPONSE => {
+            let raw: HttpResponseEvent = read(bytes, header.kind)?;
+            Ok(Event::HttpResponse(http_response(&raw)))
+        }
         kind => Err(DecodeError::UnknownKind { kind }),
     }
 }
@@ -89,6 +115,7 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
     let (method, cut_method) = text(&raw.method, raw.method_len);
     let (path, cut_path) = text(&raw.path, raw.path_len);
     let (query, cut_query) = text(&raw.query, raw.query_len);
+    let (user_agent, cut_user_agent) = text(&raw.user_agent.bytes, raw.user_agent.len);
     HttpRequest {
         ktime_ns: raw.header.ktime_ns,
         tid: raw.header.tid,
@@ -98,7 +125,24 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
         path,
         query,
         http_version: format!("HTTP/{}.{}", raw.proto_major, raw.proto_minor),
-        truncated: cut_method || cut_path || cut_query,
+        // HTTP/1 values keep the blanks after the colon.
+        user_agent: user_agent.trim_start_matches([' ', '\t']).to_owned(),
+        truncated: cut_method || cut_path || cut_query || cut_user_agent,
+    }
+}
+
+fn http_response(raw: &HttpResponseEvent) -> HttpResponse {
+    let status = match raw.response.status {
+        0 => 200,
+        code => u16::try_from(code).unwrap_or(u16::MAX),
+    };
+    HttpResponse {
+        ktime_ns: raw.header.ktime_ns,
+        goroutine: raw.header.goroutine,
+        request: raw.request,
+        status,
+        response_bytes: raw.response.bytes,
+        writes: raw.response.writes,
     }
 }
 
@@ -114,7 +158,9 @@ fn text(buf: &[u8], len: u32) -> (String, bool) {
 
 #[cfg(test)]
 mod tests {
-    use profiler_common::http::{METHOD_CAP, PATH_CAP, QUERY_CAP};
+    use profiler_common::http::{
+        Response, UserAgent, METHOD_CAP, PATH_CAP, QUERY_CAP, USER_AGENT_CAP,
+    };
 
     use super::*;
 
@@ -129,35 +175,39 @@ mod tests {
                 goroutine: 0xc000,
             },
             request: 0xc100,
+            response_writer: 0xc200,
             proto_major: 2,
             proto_minor: 0,
             method_len: method.len() as u32,
             path_len: path.len() as u32,
             query_len,
-            _pad: 0,
+            user_agent: UserAgent {
+                len: 0,
+                bytes: [0; USER_AGENT_CAP],
+            },
             method: [0; METHOD_CAP],
             path: [0; PATH_CAP],
             query: [b'q'; QUERY_CAP],
         };
         e.method[..method.len()].copy_from_slice(method.as_bytes());
         e.path[..path.len()].copy_from_slice(path.as_bytes());
+        let ua = b" \tkubectl/v1.36.0";
+        e.user_agent.len = ua.len() as u32;
+        e.user_agent.bytes[..ua.len()].copy_from_slice(ua);
         e
     }
 
-    fn bytes(e: &HttpRequestEvent) -> Vec<u8> {
-        // SAFETY: HttpRequestEvent is repr(C) without padding.
-        unsafe {
-            std::slice::from_raw_parts(
-                (e as *const HttpRequestEvent).cast::<u8>(),
-                size_of::<HttpRequestEvent>(),
-            )
-        }
-        .to_vec()
+    fn bytes<T>(e: &T) -> Vec<u8> {
+        // SAFETY: the event types are repr(C) without padding.
+        unsafe { std::slice::from_raw_parts((e as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     #[test]
     fn request_line_is_decoded_from_its_copied_prefixes() {
-        let Event::HttpRequest(r) = decode(&bytes(&raw("GET", "/api/v1/pods", 3))).unwrap();
+        let Ok(Event::HttpRequest(r)) = decode(&bytes(&raw("GET", "/api/v1/pods", 3))) else {
+            panic!("not a request")
+        };
+        assert_eq!(r.user_agent, "kubectl/v1.36.0");
         assert_eq!(
             (r.method.as_str(), r.path.as_str(), r.query.as_str()),
             ("GET", "/api/v1/pods", "qqq")
@@ -170,8 +220,38 @@ mod tests {
 
     #[test]
     fn a_query_longer_than_the_kernel_copies_is_marked_truncated() {
-        let Event::HttpRequest(r) = decode(&bytes(&raw("GET", "/", QUERY_CAP as u32 + 1))).unwrap();
+        let Ok(Event::HttpRequest(r)) = decode(&bytes(&raw("GET", "/", QUERY_CAP as u32 + 1)))
+        else {
+            panic!()
+        };
         assert_eq!((r.query.len(), r.truncated), (QUERY_CAP, true));
+    }
+
+    #[test]
+    fn a_response_without_status_is_the_200_go_sends() {
+        let raw = HttpResponseEvent {
+            header: EventHeader {
+                kind: kind::HTTP_RESPONSE,
+                tgid: 7,
+                tid: 8,
+                _pad: 0,
+                ktime_ns: 5,
+                goroutine: 9,
+            },
+            request: 0xc100,
+            response: Response {
+                status: 0,
+                bytes: 1234,
+                writes: 2,
+            },
+        };
+        let Ok(Event::HttpResponse(r)) = decode(&bytes(&raw)) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.request, r.status, r.response_bytes, r.writes),
+            (0xc100, 200, 1234, 2)
+        );
     }
 
     #[test]

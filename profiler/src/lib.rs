@@ -5,15 +5,20 @@
 //!   [`symbols`] (ELF `.symtab`, or `.gopclntab` in stripped binaries) and [`offsets`]
 //!   (generated per Go version);
 //! - [`record`] drains kernel events, [`decode`]s them and writes a [`capture`] file;
-//! - [`aggregate`] counts a capture into rows that [`report`] renders.
+//! - [`served`] joins request starts and ends and classifies them as the Kubernetes API
+//!   server does ([`k8s`]); [`aggregate`] groups them into rows that [`report`] renders.
 #![deny(missing_docs)]
 
 pub mod aggregate;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod k8s;
 pub mod loader;
 pub mod offsets;
+pub mod probes;
 pub mod record;
 pub mod report;
+pub mod returns;
+pub mod served;
 pub mod symbols;

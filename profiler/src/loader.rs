@@ -11,18 +11,17 @@ use aya::{
     Ebpf, EbpfError,
 };
 use profiler_common::offsets::GoOffsets;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::{
     offsets::{self, OffsetsError},
+    probes::{self, At, Probe},
+    returns::ret_addresses,
     symbols::{GoBinary, SymbolError, SymbolSource},
 };
 
 /// The eBPF object built by build.rs from `profiler-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
-
-/// Go functions probed, with the eBPF program attached to each.
-const HTTP_PROBES: &[(&str, &str)] = &[("net/http.serverHandler.ServeHTTP", "http_serve")];
 
 /// Loading or attaching failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +56,28 @@ pub enum LoadError {
         /// The eBPF program.
         program: &'static str,
         /// The Go function.
-        function: &'static str,
+        function: String,
         /// The probed executable.
         binary: PathBuf,
         /// aya's error (boxed: it is large and rare).
         #[source]
         source: Box<ProgramError>,
+    },
+    /// A required probe fits no function of the binary.
+    #[error("{binary} has none of {functions:?}, which apiprof needs to follow requests; is it a Go net/http server?")]
+    MissingFunction {
+        /// The probed executable.
+        binary: PathBuf,
+        /// The functions looked for.
+        functions: &'static [&'static str],
+    },
+    /// A function has no RET instruction to probe its return at.
+    #[error("{function} in {binary} has no RET instruction apiprof can decode; please report this with the Go version")]
+    NoReturn {
+        /// The probed executable.
+        binary: PathBuf,
+        /// The Go function.
+        function: String,
     },
     /// The object lacks a map or program this build expects.
     #[error("the eBPF object has no usable {name} ({reason}): rebuild apiprof")]
@@ -121,41 +136,21 @@ impl Probes {
             name: "pid",
             reason: "pid 0".into(),
         })?;
-        let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
         let mut functions = Vec::new();
-        for &(function, program) in HTTP_PROBES {
-            let f = target.binary.function(function)?;
-            let attach_err = |source: ProgramError| LoadError::Attach {
-                program,
-                function,
-                binary: target.exe.clone(),
-                source: Box::new(source),
-            };
-            let probe: &mut UProbe = ebpf
-                .program_mut(program)
-                .ok_or_else(|| LoadError::Object {
-                    name: program,
-                    reason: "missing".into(),
-                })?
-                .try_into()
-                .map_err(attach_err)?;
-            probe.load().map_err(attach_err)?;
-            probe
-                .attach(
-                    UProbeAttachLocation::AbsoluteOffset(f.file_offset),
-                    &proc_exe,
-                    UProbeScope::OneProcess(pid),
-                )
-                .map_err(attach_err)?;
-            debug!(
-                function,
-                address = f.address,
-                file_offset = f.file_offset,
-                "attached uprobe"
-            );
-            functions.push(function.to_owned());
+        for probe in probes::HTTP {
+            let attached = attach(&mut ebpf, target, pid, probe)?;
+            if attached.is_empty() {
+                if probe.required {
+                    return Err(LoadError::MissingFunction {
+                        binary: target.exe.clone(),
+                        functions: probe.functions,
+                    });
+                }
+                warn!(program = probe.program, functions = ?probe.functions, "no function to probe; its data will be missing");
+            }
+            functions.extend(attached);
         }
-        info!(pid = target.pid, go = %target.binary.go_version(), probes = functions.len(), "probes attached");
+        info!(pid = target.pid, go = %target.binary.go_version(), functions = functions.len(), "probes attached");
 
         let events = take_map(&mut ebpf, "EVENTS")?;
         let dropped = take_map(&mut ebpf, "DROPPED")?;
@@ -167,6 +162,66 @@ impl Probes {
             symbols: target.binary.source(),
         })
     }
+}
+
+/// Attaches `probe` to each of its functions the binary has; returns their names.
+fn attach(
+    ebpf: &mut Ebpf,
+    target: &Target,
+    pid: NonZeroU32,
+    probe: &Probe,
+) -> Result<Vec<String>, LoadError> {
+    let program = probe.program;
+    let found: Vec<_> = probe
+        .functions
+        .iter()
+        .filter_map(|name| target.binary.function(name).ok())
+        .collect();
+    if found.is_empty() {
+        return Ok(Vec::new());
+    }
+    let attach_err = |function: &str, source: ProgramError| LoadError::Attach {
+        program,
+        function: function.to_owned(),
+        binary: target.exe.clone(),
+        source: Box::new(source),
+    };
+    let uprobe: &mut UProbe = ebpf
+        .program_mut(program)
+        .ok_or_else(|| LoadError::Object {
+            name: program,
+            reason: "missing".into(),
+        })?
+        .try_into()
+        .map_err(|e| attach_err(&found[0].name, e))?;
+    if uprobe.fd().is_err() {
+        uprobe.load().map_err(|e| attach_err(&found[0].name, e))?;
+    }
+    let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
+    for function in &found {
+        let addresses = match probe.at {
+            At::Entry => vec![function.address],
+            At::Returns => ret_addresses(target.binary.code(function), function.address),
+        };
+        if addresses.is_empty() {
+            return Err(LoadError::NoReturn {
+                binary: target.exe.clone(),
+                function: function.name.clone(),
+            });
+        }
+        for address in &addresses {
+            let file_offset = function.file_offset + (address - function.address);
+            uprobe
+                .attach(
+                    UProbeAttachLocation::AbsoluteOffset(file_offset),
+                    &proc_exe,
+                    UProbeScope::OneProcess(pid),
+                )
+                .map_err(|e| attach_err(&function.name, e))?;
+        }
+        debug!(program, function = %function.name, points = addresses.len(), "attached");
+    }
+    Ok(found.into_iter().map(|f| f.name).collect())
 }
 
 fn set_offsets(ebpf: &mut Ebpf, pid: u32, go_offsets: GoOffsets) -> Result<(), LoadError> {

@@ -112,6 +112,7 @@ fn drain(
     while let Some(item) = events.next() {
         match decode(&item) {
             Ok(Event::HttpRequest(r)) => writer.write(&Record::HttpRequest(r))?,
+            Ok(Event::HttpResponse(r)) => writer.write(&Record::HttpResponse(r))?,
             Err(error) => {
                 undecodable += 1;
                 warn!(%error, "dropping an event");

@@ -1,50 +1,142 @@
 //! The known client load: Kubernetes-shaped requests in fixed counts, sent by a Rust
-//! client (reqwest over rustls) on HTTP/1.1 or HTTP/2, counted as sent.
+//! client (reqwest over rustls) on HTTP/1.1 or HTTP/2, recorded as sent and answered.
 
 use std::collections::BTreeMap;
 
 use reqwest::{Method, Version};
 
-/// (method, path, query, HTTP version as Go names it) → requests.
-pub type Counts = BTreeMap<(String, String, String, String), u64>;
+/// One kind of request in the mix, with what the API server makes of it, written out by
+/// hand so that tests check apiprof's classification against an independent truth.
+#[derive(Debug)]
+pub struct Call {
+    /// HTTP method.
+    pub method: &'static str,
+    /// URL path.
+    pub path: &'static str,
+    /// Raw query.
+    pub query: &'static str,
+    /// Times sent per client.
+    pub count: u64,
+    /// The apiserver's verb.
+    pub verb: &'static str,
+    /// The resource.
+    pub resource: &'static str,
+    /// resourceVersion semantics (`None` for writes).
+    pub rv_class: Option<&'static str>,
+}
 
-/// The mix: every verb and the query shapes the API server sees, each sent `count`
-/// times, so that a miscounted row cannot hide behind another.
-pub const MIX: &[(&str, &str, &str, u64)] = &[
-    (
+const fn call(
+    method: &'static str,
+    path: &'static str,
+    query: &'static str,
+    count: u64,
+    verb: &'static str,
+    resource: &'static str,
+    rv_class: Option<&'static str>,
+) -> Call {
+    Call {
+        method,
+        path,
+        query,
+        count,
+        verb,
+        resource,
+        rv_class,
+    }
+}
+
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
+const CM1: &str = "/api/v1/namespaces/default/configmaps/cm-1";
+
+/// The mix: every verb, every rv_class, selectors and paging, each kind in its own
+/// count so that a miscounted row cannot hide behind another.
+pub const MIX: &[Call] = &[
+    call(
         "GET",
-        "/api/v1/namespaces/default/pods",
+        PODS,
         "resourceVersion=0&limit=500&labelSelector=app%3Dweb",
         7,
+        "list",
+        "pods",
+        Some("any"),
     ),
-    ("GET", "/api/v1/namespaces/default/pods", "", 5),
-    (
+    call("GET", PODS, "", 5, "list", "pods", Some("most_recent")),
+    call(
         "GET",
-        "/api/v1/namespaces/kube-system/configmaps/cm-1",
-        "",
-        4,
+        CONFIGMAPS,
+        "resourceVersion=42",
+        2,
+        "list",
+        "configmaps",
+        Some("not_older_than"),
     ),
-    (
+    call(
+        "GET",
+        CONFIGMAPS,
+        "resourceVersion=42&resourceVersionMatch=Exact",
+        1,
+        "list",
+        "configmaps",
+        Some("exact"),
+    ),
+    call(
         "GET",
         "/apis/apps/v1/statefulsets",
         "limit=100&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTIzfQ",
         3,
+        "list",
+        "statefulsets",
+        Some("continue"),
     ),
-    (
+    call("GET", CM1, "", 4, "get", "configmaps", Some("most_recent")),
+    call(
         "GET",
-        "/api/v1/namespaces/default/pods",
+        "/api/v1/namespaces/default/configmaps/missing",
+        "",
+        2,
+        "get",
+        "configmaps",
+        Some("most_recent"),
+    ),
+    call(
+        "GET",
+        PODS,
         "watch=true&resourceVersion=123&allowWatchBookmarks=true",
         2,
+        "watch",
+        "pods",
+        Some("exact"),
     ),
-    ("POST", "/api/v1/namespaces/default/configmaps", "", 6),
-    ("PUT", "/api/v1/namespaces/default/configmaps/cm-1", "", 1),
-    (
+    call("POST", CONFIGMAPS, "", 6, "create", "configmaps", None),
+    call("PUT", CM1, "", 1, "update", "configmaps", None),
+    call(
         "PATCH",
-        "/api/v1/namespaces/default/configmaps/cm-1",
+        CM1,
         "fieldManager=apiprof-test",
         2,
+        "patch",
+        "configmaps",
+        None,
     ),
-    ("DELETE", "/api/v1/namespaces/default/pods/web-0", "", 3),
+    call(
+        "DELETE",
+        "/api/v1/namespaces/default/pods/web-0",
+        "",
+        3,
+        "delete",
+        "pods",
+        None,
+    ),
+    call(
+        "DELETE",
+        CONFIGMAPS,
+        "labelSelector=app%3Dold",
+        1,
+        "deletecollection",
+        "configmaps",
+        None,
+    ),
 ];
 
 /// Which HTTP version the client speaks.
@@ -56,13 +148,28 @@ pub enum Http {
     Two,
 }
 
-/// Sends [`MIX`] to `base_url` over `http`; returns what was sent, keyed as apiprof
-/// reports it. Panics on any failed request or a response on another HTTP version.
-pub async fn drive(base_url: &str, http: Http) -> Counts {
+/// One request as the client sent it and saw it answered.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// The call it made.
+    pub call: &'static Call,
+    /// "HTTP/1.1" or "HTTP/2.0", as Go names them.
+    pub http_version: &'static str,
+    /// The User-Agent it sent.
+    pub user_agent: String,
+    /// Status received.
+    pub status: u16,
+    /// Body bytes received.
+    pub bytes: u64,
+}
+
+/// Sends [`MIX`] to `base_url` over `http` as `user_agent`. Panics on a transport error
+/// or a response on another HTTP version.
+pub async fn drive(base_url: &str, http: Http, user_agent: &str) -> Vec<Sent> {
     let builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
-        .user_agent("apiprof-load/1.0");
-    let (client, expect_version, go_name) = match http {
+        .user_agent(user_agent);
+    let (client, expect_version, http_version) = match http {
         Http::One => (builder.http1_only().build(), Version::HTTP_11, "HTTP/1.1"),
         Http::Two => (
             builder.http2_prior_knowledge().build(),
@@ -71,15 +178,14 @@ pub async fn drive(base_url: &str, http: Http) -> Counts {
         ),
     };
     let client = client.expect("building the HTTP client");
-    let mut sent = Counts::new();
-    for &(method, path, query, count) in MIX {
-        let url = if query.is_empty() {
-            format!("{base_url}{path}")
-        } else {
-            format!("{base_url}{path}?{query}")
+    let mut sent = Vec::new();
+    for call in MIX {
+        let url = match call.query {
+            "" => format!("{base_url}{}", call.path),
+            query => format!("{base_url}{}?{query}", call.path),
         };
-        for _ in 0..count {
-            let method = Method::from_bytes(method.as_bytes()).expect("valid method");
+        for _ in 0..call.count {
+            let method = Method::from_bytes(call.method.as_bytes()).expect("valid method");
             let response = client
                 .request(method, &url)
                 .send()
@@ -90,50 +196,81 @@ pub async fn drive(base_url: &str, http: Http) -> Counts {
                 expect_version,
                 "{url} answered on another HTTP version"
             );
-            assert!(
-                response.status().is_success(),
-                "{url}: {}",
-                response.status()
-            );
-            response
+            let status = response.status().as_u16();
+            let body = response
                 .bytes()
                 .await
                 .unwrap_or_else(|e| panic!("{url}: reading the body: {e}"));
+            sent.push(Sent {
+                call,
+                http_version,
+                user_agent: user_agent.to_owned(),
+                status,
+                bytes: body.len() as u64,
+            });
         }
-        *sent
-            .entry((method.into(), path.into(), query.into(), go_name.into()))
-            .or_default() += count;
     }
     sent
 }
 
-/// Adds `more` into `total`.
-pub fn merge(total: &mut Counts, more: Counts) {
-    for (key, n) in more {
-        *total.entry(key).or_default() += n;
-    }
+/// Counts, statuses and bytes of a group of requests, as sent or as reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Requests.
+    pub count: u64,
+    /// Requests by status code.
+    pub status: BTreeMap<u16, u64>,
+    /// Body bytes.
+    pub bytes: u64,
 }
 
-/// The request rows of an `apiprof report --format json`, keyed as [`Counts`].
-pub fn reported(report: &serde_json::Value) -> Counts {
+/// Tallies of what was sent, keyed by the values `key` picks.
+pub fn truth(sent: &[Sent], key: impl Fn(&Sent) -> Vec<String>) -> BTreeMap<Vec<String>, Tally> {
+    let mut tallies: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
+    for s in sent {
+        let t = tallies.entry(key(s)).or_default();
+        t.count += 1;
+        *t.status.entry(s.status).or_default() += 1;
+        t.bytes += s.bytes;
+    }
+    tallies
+}
+
+/// Tallies of an `apiprof report --format json`, keyed by the row fields named in `by`
+/// (null fields as "null").
+pub fn reported(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {
     let rows = report["requests"]
         .as_array()
         .expect("report has a requests array");
-    let text = |row: &serde_json::Value, field: &str| {
-        row[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("row without {field}: {row}"))
-            .to_owned()
-    };
-    let mut counts = Counts::new();
+    let mut tallies = BTreeMap::new();
     for row in rows {
-        let key = (
-            text(row, "method"),
-            text(row, "path"),
-            text(row, "query"),
-            text(row, "http_version"),
+        let key = by
+            .iter()
+            .map(|field| match &row[*field] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        let status = row["status"]
+            .as_object()
+            .expect("row status map")
+            .iter()
+            .map(|(code, n)| {
+                (
+                    code.parse().expect("status code"),
+                    n.as_u64().expect("status count"),
+                )
+            })
+            .collect();
+        let tally = Tally {
+            count: row["count"].as_u64().expect("row count"),
+            status,
+            bytes: row["response_bytes"].as_u64().expect("row response_bytes"),
+        };
+        assert!(
+            tallies.insert(key, tally).is_none(),
+            "two rows with the same key in {row}"
         );
-        *counts.entry(key).or_default() += row["count"].as_u64().expect("row count");
     }
-    counts
+    tallies
 }

@@ -68,12 +68,13 @@ impl Drop for Recording {
     }
 }
 
-/// `apiprof report FILE --format FORMAT`'s output; panics unless it exits 0.
-pub fn report(capture: &Path, format: &str) -> String {
+/// `apiprof report FILE --format FORMAT [ARGS]`'s output; panics unless it exits 0.
+pub fn report(capture: &Path, format: &str, args: &[&str]) -> String {
     let out = Command::new(apiprof_bin())
         .arg("report")
         .arg(capture)
         .args(["--format", format])
+        .args(args)
         .output()
         .expect("running apiprof report");
     assert!(
@@ -84,7 +85,9 @@ pub fn report(capture: &Path, format: &str) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 report")
 }
 
-/// `apiprof report --format json`, parsed.
-pub fn report_json(capture: &Path) -> serde_json::Value {
-    serde_json::from_str(&report(capture, "json")).expect("apiprof report printed invalid JSON")
+/// `apiprof report --format json --by BY`, parsed.
+pub fn report_json(capture: &Path, by: &[&str]) -> serde_json::Value {
+    let by = by.join(",");
+    serde_json::from_str(&report(capture, "json", &["--by", &by]))
+        .expect("apiprof report printed invalid JSON")
 }

@@ -1,49 +1,77 @@
-//! Every request a Go HTTPS server serves is counted exactly, per method, path, query
-//! and HTTP version, on every fixture build (Go 1.19 and 1.24, stripped and not).
-//! Root only: loads real eBPF programs into the running kernel.
+//! Every request a Go HTTPS server serves is attributed exactly: per request line and
+//! HTTP version, and per client, verb, resource and resourceVersion semantics with its
+//! status codes and response bytes; on every fixture build (Go 1.19 and 1.24, stripped
+//! and not), over HTTP/1.1 and HTTP/2. Root only: loads real eBPF programs.
 
 use apiprof_tests::{
     goserver::GoServer,
-    load::{self, Counts, Http},
+    load::{self, truth, Http},
     recorder::{report_json, Recording},
 };
 
-async fn exact_counts_for(build: &str) {
+async fn attributes_every_request(build: &str) {
     let server = GoServer::start(build);
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
 
-    let mut sent = Counts::new();
-    load::merge(&mut sent, load::drive(&server.url, Http::One).await);
-    load::merge(&mut sent, load::drive(&server.url, Http::Two).await);
+    let mut sent = load::drive(&server.url, Http::One, "apiprof-test-h1/1.0").await;
+    sent.extend(load::drive(&server.url, Http::Two, "apiprof-test-h2/1.0").await);
+    let capture = recording.stop();
 
-    let report = report_json(&recording.stop());
+    let by_line = ["method", "path", "query", "http_version"];
+    let report = report_json(&capture, &by_line);
+    let expected = truth(&sent, |s| {
+        vec![
+            s.call.method.into(),
+            s.call.path.into(),
+            s.call.query.into(),
+            s.http_version.into(),
+        ]
+    });
     assert_eq!(
-        load::reported(&report),
-        sent,
-        "{build}: reported counts differ from what was sent"
+        load::reported(&report, &by_line),
+        expected,
+        "{build}: per request line"
     );
     assert_eq!(report["dropped_events"], 0, "{build}: events were dropped");
     assert_eq!(report["truncated_requests"], 0, "{build}");
     assert_eq!(report["complete"], true, "{build}");
+
+    let by_client = ["user_agent", "verb", "resource", "rv_class"];
+    let report = report_json(&capture, &by_client);
+    let expected = truth(&sent, |s| {
+        let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
+        vec![
+            s.user_agent.clone(),
+            s.call.verb.into(),
+            s.call.resource.into(),
+            rv_class,
+        ]
+    });
+    // Bytes are exact here: the fixture never compresses.
+    assert_eq!(
+        load::reported(&report, &by_client),
+        expected,
+        "{build}: per client, verb, resource, rv_class"
+    );
 }
 
 #[tokio::test]
-async fn counts_every_request_on_go_1_19() {
-    exact_counts_for("goserver-go1.19").await;
+async fn attributes_every_request_on_go_1_19() {
+    attributes_every_request("goserver-go1.19").await;
 }
 
 #[tokio::test]
-async fn counts_every_request_on_go_1_19_stripped() {
-    exact_counts_for("goserver-go1.19-stripped").await;
+async fn attributes_every_request_on_go_1_19_stripped() {
+    attributes_every_request("goserver-go1.19-stripped").await;
 }
 
 #[tokio::test]
-async fn counts_every_request_on_go_1_24() {
-    exact_counts_for("goserver-go1.24").await;
+async fn attributes_every_request_on_go_1_24() {
+    attributes_every_request("goserver-go1.24").await;
 }
 
 #[tokio::test]
-async fn counts_every_request_on_go_1_24_stripped() {
-    exact_counts_for("goserver-go1.24-stripped").await;
+async fn attributes_every_request_on_go_1_24_stripped() {
+    attributes_every_request("goserver-go1.24-stripped").await;
 }

@@ -75,6 +75,12 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         request_proto_minor: field("net/http.Request.ProtoMinor")?,
         url_path: field("net/url.URL.Path")?,
         url_raw_query: field("net/url.URL.RawQuery")?,
+        // net/http's bundled HTTP/2 server; x/net's and Go 1.27's internal one share
+        // these layouts (MetaHeadersFrame and hpack.HeaderField are unchanged since 2016).
+        h2_meta_fields: field("net/http.http2MetaHeadersFrame.Fields")?,
+        h2_field_size: field("vendor/golang.org/x/net/http2/hpack.HeaderField.(size)")?,
+        h2_field_name: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Name")?,
+        h2_field_value: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Value")?,
     })
 }
 
@@ -113,6 +119,15 @@ mod tests {
                 (0, 16, 40, 48)
             );
             assert_eq!((o.url_path, o.url_raw_query), (56, 96));
+            assert_eq!(
+                (
+                    o.h2_meta_fields,
+                    o.h2_field_size,
+                    o.h2_field_name,
+                    o.h2_field_value
+                ),
+                (8, 40, 0, 16)
+            );
         }
     }
 

@@ -1,43 +1,41 @@
-//! The human-readable report: one aligned row per request kind, busiest first.
+//! The human-readable report: one aligned row per group, busiest first; the grouped
+//! dimensions, then what the requests cost.
 
 use std::fmt::Write as _;
 
-use crate::aggregate::Report;
+use serde_json::Value;
+
+use crate::aggregate::{Report, Row};
 
 /// The report as an aligned text table followed by notes on data loss.
 pub fn table(report: &Report) -> String {
-    let header = ["COUNT", "METHOD", "HTTP", "PATH", "QUERY"];
-    let rows: Vec<[String; 5]> = report
+    let mut header: Vec<String> = report.by.iter().map(|d| d.to_uppercase()).collect();
+    header.extend(["COUNT", "STATUS", "BYTES", "P50_MS", "P99_MS", "IN_FLIGHT"].map(String::from));
+    let rows: Vec<Vec<String>> = report
         .requests
         .iter()
-        .map(|r| {
-            [
-                r.count.to_string(),
-                r.method.clone(),
-                r.http_version.clone(),
-                r.path.clone(),
-                r.query.clone(),
-            ]
-        })
+        .map(|row| cells(report, row))
         .collect();
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
     let mut out = String::new();
-    let mut line = |cells: [&str; 5]| {
-        let mut s = format!("{:>w$}", cells[0], w = widths[0]);
-        for (cell, w) in cells[1..].iter().zip(&widths[1..]) {
-            let _ = write!(s, "  {cell:<w$}");
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            let sep = if i == 0 { "" } else { "  " };
+            // Dimensions read left-aligned, figures right-aligned.
+            if i < report.by.len() {
+                let _ = write!(line, "{sep}{cell:<w$}");
+            } else {
+                let _ = write!(line, "{sep}{cell:>w$}");
+            }
         }
-        out.push_str(s.trim_end());
+        out.push_str(line.trim_end());
         out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
     }
     let total: u64 = report.requests.iter().map(|r| r.count).sum();
     let _ = writeln!(
@@ -48,7 +46,7 @@ pub fn table(report: &Report) -> String {
     if report.truncated_requests > 0 {
         let _ = writeln!(
             out,
-            "{} requests had a method, path or query cut to the kernel's copy size",
+            "{} requests had a method, path, query or user agent cut to the kernel's copy size",
             report.truncated_requests
         );
     }
@@ -58,40 +56,88 @@ pub fn table(report: &Report) -> String {
     out
 }
 
+fn cells(report: &Report, row: &Row) -> Vec<String> {
+    let mut cells: Vec<String> = report
+        .by
+        .iter()
+        .map(|d| match &row.dimensions[*d] {
+            Value::String(s) if s.is_empty() => "\"\"".to_owned(),
+            Value::String(s) => s.clone(),
+            Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        })
+        .collect();
+    let status: Vec<String> = row
+        .status
+        .iter()
+        .map(|(code, n)| format!("{code}x{n}"))
+        .collect();
+    let ms = |v: Option<f64>| v.map_or("-".to_owned(), |ms| format!("{ms:.2}"));
+    cells.extend([
+        row.count.to_string(),
+        if status.is_empty() {
+            "-".to_owned()
+        } else {
+            status.join(",")
+        },
+        row.response_bytes.to_string(),
+        ms(row.latency_ms_p50),
+        ms(row.latency_ms_p99),
+        row.in_flight.to_string(),
+    ]);
+    cells
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::Map;
+
     use super::*;
-    use crate::aggregate::RequestRow;
 
     #[test]
-    fn table_aligns_columns_and_states_losses() {
+    fn table_aligns_dimensions_left_and_figures_right_and_states_losses() {
+        let dims = |ua: &str, verb: &str| {
+            Map::from_iter([
+                ("user_agent".to_owned(), Value::from(ua)),
+                ("verb".to_owned(), Value::from(verb)),
+            ])
+        };
+        let row = |ua: &str, verb: &str, count, status: BTreeMap<u16, u64>, p50| Row {
+            dimensions: dims(ua, verb),
+            count,
+            status,
+            response_bytes: 10 * count,
+            latency_ms_p50: p50,
+            latency_ms_p99: p50,
+            in_flight: 0,
+            watch_seconds: 0.0,
+            watch_events: 0,
+        };
         let report = Report {
+            by: vec!["user_agent", "verb"],
             requests: vec![
-                RequestRow {
-                    method: "GET".into(),
-                    path: "/api/v1/pods".into(),
-                    query: "limit=5".into(),
-                    http_version: "HTTP/2.0".into(),
-                    count: 12,
-                },
-                RequestRow {
-                    method: "DELETE".into(),
-                    path: "/x".into(),
-                    query: String::new(),
-                    http_version: "HTTP/1.1".into(),
-                    count: 3,
-                },
+                row(
+                    "kubectl/v1.36",
+                    "list",
+                    12,
+                    BTreeMap::from([(200, 11), (404, 1)]),
+                    Some(1.5),
+                ),
+                row("", "watch", 3, BTreeMap::new(), None),
             ],
             dropped_events: 2,
             truncated_requests: 0,
-            complete: true,
+            complete: false,
         };
         assert_eq!(
             table(&report),
-            "COUNT  METHOD  HTTP      PATH          QUERY\n\
-             \x20  12  GET     HTTP/2.0  /api/v1/pods  limit=5\n\
-             \x20   3  DELETE  HTTP/1.1  /x\n\
-             \n15 requests, 2 dropped events\n"
+            "USER_AGENT     VERB   COUNT        STATUS  BYTES  P50_MS  P99_MS  IN_FLIGHT\n\
+             kubectl/v1.36  list      12  200x11,404x1    120    1.50    1.50          0\n\
+             \"\"             watch      3             -     30       -       -          0\n\
+             \n15 requests, 2 dropped events\n\
+             capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n"
         );
     }
 }

@@ -1,9 +1,10 @@
 //! `cargo xtask demo`: profiles the Go fixture server (Go 1.24, stripped like a release
-//! build) under the known load and prints apiprof's report beside what was sent.
+//! build) under the known load from two clients and prints apiprof's report beside what
+//! was sent.
 
 use apiprof_tests::{
     goserver::GoServer,
-    load::{self, Counts, Http},
+    load::{self, truth, Http},
     recorder::{report, Recording},
 };
 
@@ -19,23 +20,34 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
 
-    let mut sent = Counts::new();
-    load::merge(&mut sent, load::drive(&server.url, Http::One).await);
-    load::merge(&mut sent, load::drive(&server.url, Http::Two).await);
-    let total: u64 = sent.values().sum();
+    let mut sent = load::drive(&server.url, Http::One, "demo-client-h1/1.0").await;
+    sent.extend(load::drive(&server.url, Http::Two, "demo-controller-h2/1.0").await);
     println!(
-        "demo: sent {total} requests ({} kinds) over HTTP/1.1 and HTTP/2\n",
+        "demo: sent {} requests from two clients over HTTP/1.1 and HTTP/2\n",
         sent.len()
     );
 
     let capture = recording.stop();
-    print!("{}", report(&capture, "table"));
-    let reported =
-        load::reported(&serde_json::from_str(&report(&capture, "json")).expect("JSON report"));
-    if reported == sent {
-        println!("\ndemo: every row matches the load that was sent ({total} requests)");
+    print!("{}", report(&capture, "table", &[]));
+    let by = ["user_agent", "verb", "resource", "rv_class"];
+    let json = serde_json::from_str(&report(&capture, "json", &["--by", &by.join(",")]))
+        .expect("JSON report");
+    let expected = truth(&sent, |s| {
+        let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
+        vec![
+            s.user_agent.clone(),
+            s.call.verb.into(),
+            s.call.resource.into(),
+            rv_class,
+        ]
+    });
+    if load::reported(&json, &by) == expected {
+        println!(
+            "\ndemo: every row matches what the clients sent and received ({} requests)",
+            sent.len()
+        );
     } else {
-        println!("\ndemo: MISMATCH between the report and the load sent:\n sent {sent:?}\n reported {reported:?}");
+        println!("\ndemo: MISMATCH between the report and the load sent");
         std::process::exit(1);
     }
 }

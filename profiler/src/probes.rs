@@ -1,0 +1,94 @@
+//! Which eBPF program goes on which Go function, and where in it.
+//!
+//! Each probe lists the Go functions it fits, as each Go HTTP server names them: net/http's
+//! HTTP/1 server, its bundled HTTP/2 server (`http2` prefix), x/net's HTTP/2 server (what
+//! kube-apiserver ≤ 1.36 built with Go ≤ 1.26 serves h2 with) and Go 1.27's own
+//! (`net/http/internal/http2`). The program is attached to every one the binary has.
+
+/// Where in a function a program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// The first instruction: arguments are in registers.
+    Entry,
+    /// Every RET instruction: results are in registers (never a uretprobe).
+    Returns,
+}
+
+/// One probe: an eBPF program and the Go functions it attaches to.
+#[derive(Debug)]
+pub struct Probe {
+    /// The eBPF program (a function in `profiler-ebpf`).
+    pub program: &'static str,
+    /// The Go functions, by their symbol names.
+    pub functions: &'static [&'static str],
+    /// Where in each function.
+    pub at: At,
+    /// Whether recording is refused when the binary has none of `functions`.
+    pub required: bool,
+}
+
+const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
+
+/// Every probe apiprof attaches to a Go HTTP server.
+pub const HTTP: &[Probe] = &[
+    Probe {
+        program: "http_serve",
+        functions: &[SERVE_HTTP],
+        at: At::Entry,
+        required: true,
+    },
+    Probe {
+        program: "http_serve_return",
+        functions: &[SERVE_HTTP],
+        at: At::Returns,
+        required: true,
+    },
+    Probe {
+        program: "http_write_header",
+        functions: &[
+            "net/http.(*response).WriteHeader",
+            "net/http.(*http2responseWriter).WriteHeader",
+            "golang.org/x/net/http2.(*responseWriter).WriteHeader",
+            "net/http/internal/http2.(*responseWriter).WriteHeader",
+        ],
+        at: At::Entry,
+        required: true,
+    },
+    Probe {
+        program: "http_write",
+        functions: &[
+            "net/http.(*response).write",
+            "net/http.(*http2responseWriter).write",
+            "golang.org/x/net/http2.(*responseWriter).write",
+            "net/http/internal/http2.(*responseWriter).write",
+        ],
+        at: At::Entry,
+        required: true,
+    },
+    Probe {
+        program: "http1_header_line",
+        functions: &["net/textproto.(*Reader).readContinuedLineSlice"],
+        at: At::Returns,
+        required: false,
+    },
+    Probe {
+        program: "http2_headers",
+        functions: &[
+            "net/http.(*http2serverConn).processHeaders",
+            "golang.org/x/net/http2.(*serverConn).processHeaders",
+            "net/http/internal/http2.(*serverConn).processHeaders",
+        ],
+        at: At::Entry,
+        required: false,
+    },
+    Probe {
+        program: "http2_request_created",
+        functions: &[
+            "net/http.(*http2serverConn).newWriterAndRequest",
+            "golang.org/x/net/http2.(*serverConn).newWriterAndRequest",
+            "net/http/internal/http2.(*serverConn).newWriterAndRequest",
+        ],
+        at: At::Returns,
+        required: false,
+    },
+];
