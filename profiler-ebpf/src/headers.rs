@@ -41,6 +41,10 @@ fn try_http1_header_line(ctx: &ProbeContext) -> Result<(), i64> {
     let ua = scratch()?;
     let skip = H1_NAME.len() as u64;
     ua.len = go::read_bytes(data + skip, len - skip, &mut ua.bytes)?;
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value would copy the 196-byte value onto the 512-byte BPF stack"
+    )]
     UA_BY_GOROUTINE.insert(go::goroutine(ctx), &*ua, 0)?;
     Ok(())
 }
@@ -82,6 +86,10 @@ fn try_http2_headers(ctx: &ProbeContext) -> Result<(), i64> {
         }
     }
     // Always written, so a stream without a User-Agent never inherits the previous one.
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value would copy the 196-byte value onto the 512-byte BPF stack"
+    )]
     UA_BY_GOROUTINE.insert(go::goroutine(ctx), &*ua, 0)?;
     Ok(())
 }
