@@ -41,12 +41,7 @@ fn try_http1_header_line(ctx: &ProbeContext) -> Result<(), i64> {
     let ua = scratch()?;
     let skip = H1_NAME.len() as u64;
     ua.len = go::read_bytes(data + skip, len - skip, &mut ua.bytes)?;
-    #[expect(
-        clippy::needless_borrows_for_generic_args,
-        reason = "by value would copy the 196-byte value onto the 512-byte BPF stack"
-    )]
-    UA_BY_GOROUTINE.insert(go::goroutine(ctx), &*ua, 0)?;
-    Ok(())
+    park(ctx, ua)
 }
 
 /// `func (sc *serverConn) processHeaders(f *MetaHeadersFrame)` of net/http's bundled
@@ -86,12 +81,7 @@ fn try_http2_headers(ctx: &ProbeContext) -> Result<(), i64> {
         }
     }
     // Always written, so a stream without a User-Agent never inherits the previous one.
-    #[expect(
-        clippy::needless_borrows_for_generic_args,
-        reason = "by value would copy the 196-byte value onto the 512-byte BPF stack"
-    )]
-    UA_BY_GOROUTINE.insert(go::goroutine(ctx), &*ua, 0)?;
-    Ok(())
+    park(ctx, ua)
 }
 
 /// Attached to every RET instruction of `(*serverConn).newWriterAndRequest`, which
@@ -110,6 +100,16 @@ pub fn http2_request_created(ctx: ProbeContext) -> u32 {
         }
     }
     0
+}
+
+/// Leaves `ua` on the current goroutine for the request it parses headers for.
+fn park(ctx: &ProbeContext, ua: &UserAgent) -> Result<(), i64> {
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value would copy the 196-byte value onto the 512-byte BPF stack"
+    )]
+    UA_BY_GOROUTINE.insert(go::goroutine(ctx), ua, 0)?;
+    Ok(())
 }
 
 fn scratch() -> Result<&'static mut UserAgent, i64> {

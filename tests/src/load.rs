@@ -224,6 +224,16 @@ pub struct Tally {
     pub bytes: u64,
 }
 
+/// The report fields that name a client's requests as the API server sees them.
+pub const BY_CLIENT: [&str; 4] = ["user_agent", "verb", "resource", "rv_class"];
+
+/// A sent request's truth for [`BY_CLIENT`], from the hand-written [`Call`] (a write's
+/// rv_class is "null", as the JSON report has it).
+pub fn by_client(s: &Sent) -> Vec<String> {
+    let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
+    vec![s.user_agent.clone(), s.call.verb.into(), s.call.resource.into(), rv_class]
+}
+
 /// Tallies of what was sent, keyed by the values `key` picks.
 pub fn truth(sent: &[Sent], key: impl Fn(&Sent) -> Vec<String>) -> BTreeMap<Vec<String>, Tally> {
     let mut tallies: BTreeMap<Vec<String>, Tally> = BTreeMap::new();

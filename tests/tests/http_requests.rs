@@ -37,17 +37,9 @@ async fn attributes_every_request(build: &str) {
     assert_eq!(report["truncated_requests"], 0, "{build}");
     assert_eq!(report["complete"], true, "{build}");
 
-    let by_client = ["user_agent", "verb", "resource", "rv_class"];
+    let by_client = load::BY_CLIENT;
     let report = report_json(&capture, &by_client);
-    let expected = truth(&sent, |s| {
-        let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
-        vec![
-            s.user_agent.clone(),
-            s.call.verb.into(),
-            s.call.resource.into(),
-            rv_class,
-        ]
-    });
+    let expected = truth(&sent, load::by_client);
     // Bytes are exact here: the fixture never compresses.
     assert_eq!(
         load::reported(&report, &by_client),

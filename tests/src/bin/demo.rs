@@ -29,18 +29,10 @@ async fn main() {
 
     let capture = recording.stop();
     print!("{}", report(&capture, "table", &[]));
-    let by = ["user_agent", "verb", "resource", "rv_class"];
+    let by = load::BY_CLIENT;
     let json = serde_json::from_str(&report(&capture, "json", &["--by", &by.join(",")]))
         .expect("JSON report");
-    let expected = truth(&sent, |s| {
-        let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
-        vec![
-            s.user_agent.clone(),
-            s.call.verb.into(),
-            s.call.resource.into(),
-            rv_class,
-        ]
-    });
+    let expected = truth(&sent, load::by_client);
     if load::reported(&json, &by) == expected {
         println!(
             "\ndemo: every row matches what the clients sent and received ({} requests)",
