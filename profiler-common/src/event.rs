@@ -6,6 +6,8 @@ pub mod kind {
     pub const HTTP_REQUEST: u32 = 1;
     /// An [`crate::http::HttpResponseEvent`]: the server finished serving a request.
     pub const HTTP_RESPONSE: u32 = 2;
+    /// An [`crate::alloc::AllocEvent`]: the Go runtime sampled a heap allocation.
+    pub const ALLOC: u32 = 3;
 }
 
 /// First field of every event written to the ring buffer: the decoder reads it before

@@ -7,6 +7,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+pub mod alloc;
 pub mod event;
 pub mod http;
 pub mod offsets;

@@ -14,7 +14,10 @@ use profiler_common::{
 
 use crate::{
     go,
-    maps::{count_dropped, offsets, EVENTS, INFLIGHT, RESPONSES, UA_BY_GOROUTINE, UA_BY_REQUEST},
+    maps::{
+        count_dropped, offsets, EVENTS, INFLIGHT, REQUEST_OF, RESPONSES, UA_BY_GOROUTINE,
+        UA_BY_REQUEST,
+    },
 };
 
 /// `func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)` in `net/http`,
@@ -43,6 +46,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
         response_writer,
     };
     INFLIGHT.insert(goroutine, inflight, 0)?;
+    REQUEST_OF.insert(goroutine, request, 0)?;
     RESPONSES.insert(response_writer, Response::default(), 0)?;
 
     let Some(mut entry) = EVENTS.reserve::<HttpRequestEvent>(0) else {
@@ -115,6 +119,7 @@ fn try_http_serve_return(ctx: &ProbeContext) -> Result<(), i64> {
         return Ok(());
     };
     let _ = INFLIGHT.remove(goroutine);
+    let _ = REQUEST_OF.remove(goroutine);
     let response = unsafe { RESPONSES.get(inflight.response_writer) }
         .copied()
         .unwrap_or_default();
@@ -166,7 +171,7 @@ pub fn http_write(ctx: ProbeContext) -> u32 {
     0
 }
 
-fn header(kind: u32, pid_tgid: u64, goroutine: u64) -> EventHeader {
+pub fn header(kind: u32, pid_tgid: u64, goroutine: u64) -> EventHeader {
     EventHeader {
         kind,
         tgid: (pid_tgid >> 32) as u32,

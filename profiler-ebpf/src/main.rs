@@ -4,7 +4,9 @@
 #![no_std]
 #![no_main]
 
+mod alloc;
 mod go;
+mod goroutines;
 mod headers;
 mod http;
 mod maps;

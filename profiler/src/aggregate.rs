@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     capture::Capture,
-    served::{served, Served},
+    served::{attribute, AllocCost, Served},
 };
 
 /// What requests can be grouped by (`apiprof report --by`).
@@ -117,12 +117,15 @@ impl Dimension {
 /// Value shown for a dimension that is not grouped by and differs within a row.
 pub const MIXED: &str = "*";
 
-/// Requests that share the grouped dimensions.
+/// Requests that share the grouped dimensions, or the background row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Row {
-    /// Every dimension: its value when all the row's requests share it, else `"*"`.
+    /// Every dimension: its value when all the row's requests share it, else `"*"`;
+    /// all null in the background row.
     #[serde(flatten)]
     pub dimensions: Map<String, Value>,
+    /// Whether this is the row of work done outside any request.
+    pub background: bool,
     /// Requests the server began serving.
     pub count: u64,
     /// Finished requests by status code.
@@ -139,6 +142,10 @@ pub struct Row {
     pub watch_seconds: f64,
     /// Finished WATCHes: writes they made (at least one per event sent).
     pub watch_events: u64,
+    /// Estimated Go heap bytes allocated while serving (scaled from samples).
+    pub alloc_bytes: u64,
+    /// Allocation samples behind `alloc_bytes`.
+    pub alloc_samples: u64,
 }
 
 /// Everything `apiprof report` prints.
@@ -146,6 +153,9 @@ pub struct Row {
 pub struct Report {
     /// The dimensions rows are grouped by.
     pub by: Vec<&'static str>,
+    /// The observed process's `runtime.MemProfileRate` (bytes per allocation sample on
+    /// average; 0: allocations not tracked).
+    pub mem_profile_rate: u64,
     /// Rows, most requests first (ties in key order).
     pub requests: Vec<Row>,
     /// Events the kernel could not hand over; counts above are low by up to this many.
@@ -160,16 +170,20 @@ pub struct Report {
 
 /// Groups the capture's requests by `by`.
 pub fn aggregate(capture: &Capture, by: &[Dimension]) -> Report {
-    let served = served(capture);
+    let attribution = attribute(capture);
     let mut groups: BTreeMap<Vec<String>, Vec<&Served>> = BTreeMap::new();
-    for s in &served {
+    for s in &attribution.served {
         let key = by.iter().map(|d| d.of(s).to_string()).collect();
         groups.entry(key).or_default().push(s);
     }
     let mut requests: Vec<Row> = groups.into_values().map(|members| row(&members)).collect();
     requests.sort_by_key(|r| std::cmp::Reverse(r.count));
+    if capture.header.mem_profile_rate > 0 {
+        requests.push(background_row(attribution.background));
+    }
     Report {
         by: by.iter().map(|d| d.name()).collect(),
+        mem_profile_rate: capture.header.mem_profile_rate,
         requests,
         dropped_events: capture.end.as_ref().map_or(0, |e| e.dropped_events),
         truncated_requests: capture.requests.iter().filter(|r| r.truncated).count() as u64,
@@ -189,8 +203,11 @@ fn row(members: &[&Served]) -> Row {
     }
     let mut status = BTreeMap::new();
     let mut latencies = Vec::new();
+    let mut alloc = AllocCost::default();
     let (mut response_bytes, mut in_flight, mut watch_ns, mut watch_events) = (0, 0, 0, 0);
     for s in members {
+        alloc.bytes += s.alloc.bytes;
+        alloc.samples += s.alloc.samples;
         let Some(response) = s.response else {
             in_flight += 1;
             continue;
@@ -208,6 +225,7 @@ fn row(members: &[&Served]) -> Row {
     latencies.sort_unstable();
     Row {
         dimensions,
+        background: false,
         count: members.len() as u64,
         status,
         response_bytes,
@@ -216,6 +234,29 @@ fn row(members: &[&Served]) -> Row {
         in_flight,
         watch_seconds: watch_ns as f64 / 1e9,
         watch_events,
+        alloc_bytes: alloc.bytes.round() as u64,
+        alloc_samples: alloc.samples,
+    }
+}
+
+/// The row of work outside any request: no dimension applies.
+fn background_row(alloc: AllocCost) -> Row {
+    Row {
+        dimensions: Dimension::ALL
+            .iter()
+            .map(|d| (d.name().to_owned(), Value::Null))
+            .collect(),
+        background: true,
+        count: 0,
+        status: BTreeMap::new(),
+        response_bytes: 0,
+        latency_ms_p50: None,
+        latency_ms_p99: None,
+        in_flight: 0,
+        watch_seconds: 0.0,
+        watch_events: 0,
+        alloc_bytes: alloc.bytes.round() as u64,
+        alloc_samples: alloc.samples,
     }
 }
 

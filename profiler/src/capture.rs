@@ -30,6 +30,10 @@ pub enum Record {
     HttpRequest(HttpRequest),
     /// A request ended.
     HttpResponse(HttpResponse),
+    /// A stack, symbolized, that later records name by `id`.
+    Stack(Stack),
+    /// A sampled heap allocation.
+    Alloc(Alloc),
     /// The recording ended.
     End(End),
 }
@@ -51,6 +55,36 @@ pub struct Header {
     pub probes: Vec<String>,
     /// Wall-clock start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
+    /// `runtime.MemProfileRate` of the process: on average one allocation sample per
+    /// this many bytes; 0 when allocations were not tracked.
+    pub mem_profile_rate: u64,
+    /// Where `mem_profile_rate` was read: "symtab", "machine code" (stripped binaries),
+    /// "GODEBUG" or "default".
+    pub mem_profile_rate_source: String,
+}
+
+/// A symbolized stack, written once before the first record that names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stack {
+    /// Its number within the capture.
+    pub id: u32,
+    /// Go function names, innermost first; `0x…` for an address outside every function.
+    pub frames: Vec<String>,
+}
+
+/// A sampled heap allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alloc {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// Allocating goroutine.
+    pub goroutine: u64,
+    /// The `*http.Request` it worked for; 0 outside any request (background).
+    pub request: u64,
+    /// Bytes of the sampled allocation.
+    pub size: u64,
+    /// The [`Stack`] it was made from.
+    pub stack_id: u32,
 }
 
 /// Last record of a complete capture.
@@ -147,6 +181,10 @@ pub struct Capture {
     pub requests: Vec<HttpRequest>,
     /// Every request end, in file order.
     pub responses: Vec<HttpResponse>,
+    /// Every allocation sample, in file order.
+    pub allocs: Vec<Alloc>,
+    /// Stacks by id.
+    pub stacks: Vec<Stack>,
     /// The end record; `None` when the capture was cut short.
     pub end: Option<End>,
 }
@@ -170,6 +208,8 @@ impl Capture {
         let mut header = None;
         let mut requests = Vec::new();
         let mut responses = Vec::new();
+        let mut allocs = Vec::new();
+        let mut stacks = Vec::new();
         let mut end = None;
         while let Some((index, line)) = lines.next() {
             let line = line.map_err(io)?;
@@ -194,6 +234,8 @@ impl Capture {
                 }
                 Record::HttpRequest(r) => requests.push(r),
                 Record::HttpResponse(r) => responses.push(r),
+                Record::Stack(s) => stacks.push(s),
+                Record::Alloc(a) => allocs.push(a),
                 Record::End(e) => end = Some(e),
             }
         }
@@ -208,6 +250,8 @@ impl Capture {
             header,
             requests,
             responses,
+            allocs,
+            stacks,
             end,
         })
     }

@@ -4,6 +4,7 @@
 use std::mem::size_of;
 
 use profiler_common::{
+    alloc::AllocEvent,
     event::{kind, EventHeader},
     http::{HttpRequestEvent, HttpResponseEvent},
 };
@@ -16,6 +17,25 @@ pub enum Event {
     HttpRequest(HttpRequest),
     /// It finished.
     HttpResponse(HttpResponse),
+    /// The Go runtime sampled a heap allocation.
+    Alloc(AllocSample),
+}
+
+/// One sampled heap allocation, its stack still as addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocSample {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// Allocating goroutine.
+    pub goroutine: u64,
+    /// The `*http.Request` it worked for; 0 outside any request.
+    pub request: u64,
+    /// The allocated object's address.
+    pub address: u64,
+    /// Bytes of the sampled allocation.
+    pub size: u64,
+    /// User stack, innermost return address first.
+    pub stack: Vec<u64>,
 }
 
 /// The request line of one request, as the Go server parsed it.
@@ -93,6 +113,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::HTTP_RESPONSE => {
             let raw: HttpResponseEvent = read(bytes, header.kind)?;
             Ok(Event::HttpResponse(http_response(&raw)))
+        }
+        kind::ALLOC => {
+            let raw: AllocEvent = read(bytes, header.kind)?;
+            let depth = (raw.stack_len as usize).min(raw.stack.len());
+            Ok(Event::Alloc(AllocSample {
+                ktime_ns: raw.header.ktime_ns,
+                goroutine: raw.header.goroutine,
+                request: raw.request,
+                address: raw.address,
+                size: raw.size,
+                stack: raw.stack[..depth].to_vec(),
+            }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
     }

@@ -14,10 +14,11 @@ use profiler_common::offsets::GoOffsets;
 use tracing::{debug, info, warn};
 
 use crate::{
+    disasm::ret_addresses,
     offsets::{self, OffsetsError},
     probes::{self, At, Probe},
-    returns::ret_addresses,
-    symbols::{GoBinary, SymbolError, SymbolSource},
+    symbols::SymbolSource,
+    target::{Target, TargetError},
 };
 
 /// The eBPF object built by build.rs from `profiler-ebpf`.
@@ -26,20 +27,9 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// Loading or attaching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The process is gone or not ours to see.
-    #[error(
-        "process {pid}: cannot read /proc/{pid}/exe ({source}); is the pid right and are you root?"
-    )]
-    Process {
-        /// The pid asked for.
-        pid: u32,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The binary's symbols or version could not be read.
+    /// The process could not be inspected.
     #[error(transparent)]
-    Symbols(#[from] SymbolError),
+    Target(#[from] TargetError),
     /// No offsets for the binary's Go version.
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
@@ -89,28 +79,6 @@ pub enum LoadError {
     },
 }
 
-/// The observed process.
-pub struct Target {
-    /// Its pid.
-    pub pid: u32,
-    /// /proc/PID/exe resolved, for reports.
-    pub exe: PathBuf,
-    /// Its symbols and Go version.
-    pub binary: GoBinary,
-}
-
-impl Target {
-    /// Opens the executable of process `pid` (through /proc, so it works across mount
-    /// namespaces, as for a containerized apiserver).
-    pub fn open(pid: u32) -> Result<Self, LoadError> {
-        let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let exe =
-            std::fs::read_link(&proc_exe).map_err(|source| LoadError::Process { pid, source })?;
-        let binary = GoBinary::open(&proc_exe)?;
-        Ok(Self { pid, exe, binary })
-    }
-}
-
 /// Loaded programs attached to one process, and the maps userspace reads.
 pub struct Probes {
     /// Keeps programs and links alive; dropping it detaches everything.
@@ -126,8 +94,9 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Loads the eBPF object and attaches every probe to `target`.
-    pub fn attach(target: &Target) -> Result<Self, LoadError> {
+    /// Loads the eBPF object and attaches the HTTP probes to `target`, and the
+    /// allocation probes when `track_allocs`.
+    pub fn attach(target: &Target, track_allocs: bool) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Load { source })?;
         set_offsets(&mut ebpf, target.pid, go_offsets)?;
@@ -137,7 +106,12 @@ impl Probes {
             reason: "pid 0".into(),
         })?;
         let mut functions = Vec::new();
-        for probe in probes::HTTP {
+        let families: &[&[Probe]] = if track_allocs {
+            &[probes::HTTP, probes::ALLOC]
+        } else {
+            &[probes::HTTP]
+        };
+        for probe in families.iter().copied().flatten() {
             let attached = attach(&mut ebpf, target, pid, probe)?;
             if attached.is_empty() {
                 if probe.required {

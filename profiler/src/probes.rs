@@ -92,3 +92,28 @@ pub const HTTP: &[Probe] = &[
         required: false,
     },
 ];
+
+const NEWPROC1: &str = "runtime.newproc1";
+
+/// Probes that attribute Go heap allocations to requests: goroutine lineage and the
+/// runtime's memory-profile samples.
+pub const ALLOC: &[Probe] = &[
+    Probe {
+        program: "go_newproc",
+        functions: &[NEWPROC1],
+        at: At::Entry,
+        required: true,
+    },
+    Probe {
+        program: "go_newproc_return",
+        functions: &[NEWPROC1],
+        at: At::Returns,
+        required: true,
+    },
+    Probe {
+        program: "go_alloc",
+        functions: &["runtime.profilealloc"],
+        at: At::Entry,
+        required: true,
+    },
+];

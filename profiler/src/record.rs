@@ -1,14 +1,16 @@
 //! Drains kernel events into a capture file until told to stop.
 
-use std::{future::Future, time::Duration};
+use std::{collections::HashMap, future::Future, time::Duration};
 
 use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{debug, warn};
 
 use crate::{
-    capture::{CaptureError, End, Record, Writer},
+    capture::{Alloc, CaptureError, End, Record, Stack, Writer},
     decode::{decode, Event},
     loader::Probes,
+    repeats::Repeats,
+    symbols::GoBinary,
 };
 
 /// How often the ring buffer is drained even without a kernel wake-up (the kernel wakes
@@ -52,13 +54,23 @@ pub enum RecordError {
 }
 
 /// Writes every event of `probes` to `writer` until `stop` resolves or process `pid`
-/// exits; drains what is left, writes the end record and returns it.
+/// exits; drains what is left, writes the end record and returns it. Stacks are
+/// symbolized with `binary` as they come.
 pub async fn record(
     probes: Probes,
     pid: u32,
+    binary: &GoBinary,
     writer: &mut Writer,
     stop: impl Future<Output = StopReason>,
 ) -> Result<End, RecordError> {
+    let mut out = Output {
+        writer,
+        stacks: Stacks {
+            binary,
+            ids: HashMap::new(),
+        },
+        repeats: Repeats::default(),
+    };
     let Probes {
         events, dropped, ..
     } = probes;
@@ -76,19 +88,19 @@ pub async fn record(
             reason = &mut stop => break reason,
             guard = events.readable_mut() => {
                 let mut guard = guard.map_err(|source| RecordError::Poll { source })?;
-                undecodable += drain(guard.get_inner_mut(), writer)?;
+                undecodable += drain(guard.get_inner_mut(), &mut out)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
-                undecodable += drain(events.get_mut(), writer)?;
-                writer.flush()?;
+                undecodable += drain(events.get_mut(), &mut out)?;
+                out.writer.flush()?;
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     break StopReason::TargetExited;
                 }
             }
         }
     };
-    undecodable += drain(events.get_mut(), writer)?;
+    undecodable += drain(events.get_mut(), &mut out)?;
     let kernel_dropped: u64 = dropped
         .get(&0, 0)
         .map(|per_cpu| per_cpu.iter().sum())
@@ -97,27 +109,80 @@ pub async fn record(
         dropped_events: kernel_dropped + undecodable,
         reason: reason.as_str().into(),
     };
-    writer.write(&Record::End(end.clone()))?;
-    writer.flush()?;
-    debug!(?end, "recording ended");
+    out.writer.write(&Record::End(end.clone()))?;
+    out.writer.flush()?;
+    debug!(
+        ?end,
+        repeated_events = out.repeats.dropped,
+        "recording ended"
+    );
     Ok(end)
+}
+
+/// Where drained events go: the capture, with the stacks written so far.
+struct Output<'a> {
+    writer: &'a mut Writer,
+    stacks: Stacks<'a>,
+    repeats: Repeats,
+}
+
+/// Stacks already written to the capture, by their addresses.
+struct Stacks<'a> {
+    binary: &'a GoBinary,
+    ids: HashMap<Vec<u64>, u32>,
+}
+
+impl Stacks<'_> {
+    /// The id of `stack`, writing its symbolized record first if it is new.
+    fn id(&mut self, stack: Vec<u64>, writer: &mut Writer) -> Result<u32, CaptureError> {
+        if let Some(id) = self.ids.get(&stack) {
+            return Ok(*id);
+        }
+        let id = self.ids.len() as u32;
+        let frames = stack
+            .iter()
+            .map(|pc| match self.binary.function_at(*pc) {
+                Some(f) => f.name.clone(),
+                None => format!("{pc:#x}"),
+            })
+            .collect();
+        writer.write(&Record::Stack(Stack { id, frames }))?;
+        self.ids.insert(stack, id);
+        Ok(id)
+    }
 }
 
 /// Writes every waiting event; returns how many could not be decoded.
 fn drain(
     events: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    writer: &mut Writer,
+    out: &mut Output,
 ) -> Result<u64, CaptureError> {
     let mut undecodable = 0;
     while let Some(item) = events.next() {
-        match decode(&item) {
-            Ok(Event::HttpRequest(r)) => writer.write(&Record::HttpRequest(r))?,
-            Ok(Event::HttpResponse(r)) => writer.write(&Record::HttpResponse(r))?,
+        let event = decode(&item);
+        if event.as_ref().is_ok_and(|e| out.repeats.is_repeat(e)) {
+            continue;
+        }
+        let record = match event {
+            Ok(Event::HttpRequest(r)) => Record::HttpRequest(r),
+            Ok(Event::HttpResponse(r)) => Record::HttpResponse(r),
+            Ok(Event::Alloc(a)) => {
+                let stack_id = out.stacks.id(a.stack, out.writer)?;
+                Record::Alloc(Alloc {
+                    ktime_ns: a.ktime_ns,
+                    goroutine: a.goroutine,
+                    request: a.request,
+                    size: a.size,
+                    stack_id,
+                })
+            }
             Err(error) => {
                 undecodable += 1;
                 warn!(%error, "dropping an event");
+                continue;
             }
-        }
+        };
+        out.writer.write(&record)?;
     }
     Ok(undecodable)
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    capture::Capture,
+    capture::{Alloc, Capture},
     decode::{HttpRequest, HttpResponse},
     k8s::{Query, RequestInfo, RvClass, Selector},
 };
@@ -24,6 +24,40 @@ pub struct Served<'a> {
     pub limit: Option<u64>,
     /// Selectors present.
     pub selector: Selector,
+    /// Heap allocated while serving it, on its goroutine and those it started.
+    pub alloc: AllocCost,
+}
+
+/// Sampled heap allocation, scaled to estimated bytes as pprof scales heap profiles.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AllocCost {
+    /// Estimated bytes allocated.
+    pub bytes: f64,
+    /// Samples behind the estimate (its uncertainty is roughly 1/sqrt(samples)).
+    pub samples: u64,
+}
+
+impl AllocCost {
+    /// Adds one sample of `size` bytes taken at `rate` (`runtime.MemProfileRate`): it
+    /// stands for `size / (1 - e^(-size/rate))` bytes, as in pprof's scaleHeapSample.
+    pub fn add(&mut self, size: u64, rate: u64) {
+        let size = size as f64;
+        self.bytes += if rate > 1 {
+            size / (1.0 - (-size / rate as f64).exp())
+        } else {
+            size
+        };
+        self.samples += 1;
+    }
+}
+
+/// A capture's requests, and what happened outside any of them.
+#[derive(Debug)]
+pub struct Attribution<'a> {
+    /// Every request, in capture order.
+    pub served: Vec<Served<'a>>,
+    /// Allocations made outside any request.
+    pub background: AllocCost,
 }
 
 impl Served<'_> {
@@ -39,10 +73,12 @@ impl Served<'_> {
     }
 }
 
-/// Joins every request start in `capture` with its end. An end pairs with the latest
-/// unpaired start of the same `*http.Request` before it (addresses are reused only after
-/// a request is done).
-pub fn served(capture: &Capture) -> Vec<Served<'_>> {
+/// Joins every request start in `capture` with its end and its allocations. An end
+/// pairs with the latest unpaired start of the same `*http.Request` before it (addresses
+/// are reused only after a request is done); an allocation goes to the latest start of
+/// its request before it, even after the end (a goroutine the handler started may
+/// outlive it).
+pub fn attribute(capture: &Capture) -> Attribution<'_> {
     enum Step<'a> {
         Start(usize),
         End(&'a HttpResponse),
@@ -69,12 +105,47 @@ pub fn served(capture: &Capture) -> Vec<Served<'_>> {
             }
         }
     }
-    capture
+    let mut served: Vec<Served> = capture
         .requests
         .iter()
         .zip(ends)
         .map(|(request, response)| classify(request, response))
-        .collect()
+        .collect();
+    let background = assign_allocs(capture, &mut served);
+    Attribution { served, background }
+}
+
+/// Adds each allocation to its request; returns the cost of those outside any.
+fn assign_allocs(capture: &Capture, served: &mut [Served]) -> AllocCost {
+    let rate = capture.header.mem_profile_rate;
+    let mut starts: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
+    for (i, s) in served.iter().enumerate() {
+        starts
+            .entry(s.request.request)
+            .or_default()
+            .push((s.request.ktime_ns, i));
+    }
+    for list in starts.values_mut() {
+        list.sort_unstable();
+    }
+    let mut background = AllocCost::default();
+    for Alloc {
+        ktime_ns,
+        request,
+        size,
+        ..
+    } in &capture.allocs
+    {
+        let owner = starts.get(request).and_then(|list| {
+            let n = list.partition_point(|(start, _)| start <= ktime_ns);
+            n.checked_sub(1).map(|i| list[i].1)
+        });
+        match owner {
+            Some(i) if *request != 0 => served[i].alloc.add(*size, rate),
+            _ => background.add(*size, rate),
+        }
+    }
+    background
 }
 
 fn classify<'a>(request: &'a HttpRequest, response: Option<&'a HttpResponse>) -> Served<'a> {
@@ -88,6 +159,7 @@ fn classify<'a>(request: &'a HttpRequest, response: Option<&'a HttpResponse>) ->
         },
         limit: query.non_empty("limit").and_then(|l| l.parse().ok()),
         selector: Selector::of(&query),
+        alloc: AllocCost::default(),
         info,
         request,
         response,

@@ -18,8 +18,14 @@ impl GoServer {
     /// Starts fixture build `build` (see [`crate::GOSERVER_BUILDS`]) on an ephemeral
     /// loopback port and waits until it accepts connections.
     pub fn start(build: &str) -> Self {
+        Self::start_with_args(build, &[])
+    }
+
+    /// [`GoServer::start`] with command-line flags (e.g. `-memprofilerate=1`).
+    pub fn start_with_args(build: &str, args: &[&str]) -> Self {
         let path = fixtures_dir().join(build);
         let mut child = Command::new(&path)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));

@@ -253,7 +253,8 @@ pub fn reported(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>
         .as_array()
         .expect("report has a requests array");
     let mut tallies = BTreeMap::new();
-    for row in rows {
+    // The background row (allocations outside any request) serves no request.
+    for row in rows.iter().filter(|r| r["background"] != true) {
         let key = by
             .iter()
             .map(|field| match &row[*field] {

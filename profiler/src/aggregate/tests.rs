@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::served::AllocCost;
 use crate::{
-    capture::{End, Header, FORMAT_VERSION},
+    capture::{Alloc, End, Header, FORMAT_VERSION},
     decode::{HttpRequest, HttpResponse},
     symbols::SymbolSource,
 };
@@ -42,6 +43,8 @@ fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) 
         symbols: SymbolSource::Symtab,
         probes: vec![],
         started_unix_ms: 0,
+        mem_profile_rate: 0,
+        mem_profile_rate_source: "default".into(),
     };
     let end = end.then(|| End {
         dropped_events: 3,
@@ -51,6 +54,8 @@ fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) 
         header,
         requests,
         responses,
+        allocs: vec![],
+        stacks: vec![],
         end,
     }
 }
@@ -156,4 +161,79 @@ fn percentiles_use_the_nearest_rank() {
     );
     assert_eq!(percentile_ms(&ns[..1], 99), Some(1.0));
     assert_eq!(percentile_ms(&[], 50), None);
+}
+
+fn alloc(at: u64, ptr: u64, size: u64) -> Alloc {
+    Alloc {
+        ktime_ns: at,
+        goroutine: 3,
+        request: ptr,
+        size,
+        stack_id: 0,
+    }
+}
+
+#[test]
+fn allocations_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_background() {
+    let mut c = capture(
+        vec![
+            request(0, 0xa, "one", "GET", PODS, ""),
+            request(100, 0xa, "two", "GET", PODS, ""),
+        ],
+        vec![response(50, 0xa, 200, 1, 1), response(150, 0xa, 200, 1, 1)],
+        true,
+    );
+    c.header.mem_profile_rate = 1;
+    c.allocs = vec![
+        alloc(10, 0xa, 1000),
+        // After the first request ended, from a goroutine it started: still its own.
+        alloc(60, 0xa, 24),
+        alloc(120, 0xa, 4096),
+        alloc(130, 0, 512),
+        alloc(140, 0xdead, 8),
+    ];
+    let r = aggregate(&c, &[Dimension::UserAgent]);
+    let rows: Vec<_> = r
+        .requests
+        .iter()
+        .map(|row| {
+            (
+                row.dimensions["user_agent"].clone(),
+                row.background,
+                row.alloc_bytes,
+                row.alloc_samples,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("one".into(), false, 1024, 2),
+            ("two".into(), false, 4096, 1),
+            (Value::Null, true, 520, 2),
+        ]
+    );
+    assert_eq!(r.mem_profile_rate, 1);
+}
+
+#[test]
+fn samples_are_scaled_as_pprof_scales_heap_profiles() {
+    let mut cost = AllocCost::default();
+    // A 512 KiB sample at the default rate stands for 512 KiB / (1 - 1/e).
+    cost.add(512 * 1024, 512 * 1024);
+    assert!((cost.bytes - 829_411.4).abs() < 1.0, "{}", cost.bytes);
+    // Far larger than the rate: (almost) exactly itself.
+    let mut big = AllocCost::default();
+    big.add(64 << 20, 512 * 1024);
+    assert_eq!(big.bytes.round() as u64, 64 << 20);
+    assert_eq!((cost.samples, big.samples), (1, 1));
+}
+
+#[test]
+fn no_background_row_when_allocations_were_not_tracked() {
+    let c = capture(vec![request(0, 0xa, "one", "GET", PODS, "")], vec![], true);
+    assert!(aggregate(&c, &DEFAULT_BY)
+        .requests
+        .iter()
+        .all(|r| !r.background));
 }

@@ -10,8 +10,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     capture::{Header, Writer, FORMAT_VERSION},
-    loader::{Probes, Target},
+    loader::Probes,
     record::{record, StopReason},
+    target::Target,
 };
 
 /// Arguments of `apiprof record`.
@@ -26,11 +27,19 @@ pub struct Args {
     /// Capture file to write (replaced if it exists).
     #[arg(long, short)]
     output: PathBuf,
+    /// Do not attribute heap allocations (saves a probe on every goroutine creation).
+    #[arg(long)]
+    no_alloc: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::open(args.pid)?;
-    let probes = Probes::attach(&target)?;
+    let probes = Probes::attach(&target, !args.no_alloc)?;
+    let (mem_profile_rate, rate_source) = if args.no_alloc {
+        (0, "not tracked")
+    } else {
+        target.mem_profile_rate()
+    };
     let header = Header {
         format_version: FORMAT_VERSION,
         pid: target.pid,
@@ -38,6 +47,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         go_version: target.binary.go_version().to_string(),
         symbols: probes.symbols,
         probes: probes.functions.clone(),
+        mem_profile_rate,
+        mem_profile_rate_source: rate_source.to_owned(),
         started_unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
@@ -66,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ = terminate.recv() => StopReason::Signal,
             }
         };
-        anyhow::Ok(record(probes, target.pid, &mut writer, stop).await?)
+        anyhow::Ok(record(probes, target.pid, &target.binary, &mut writer, stop).await?)
     })?;
     eprintln!(
         "apiprof: recording stopped ({}); {} events dropped; wrote {}",

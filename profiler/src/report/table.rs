@@ -10,7 +10,19 @@ use crate::aggregate::{Report, Row};
 /// The report as an aligned text table followed by notes on data loss.
 pub fn table(report: &Report) -> String {
     let mut header: Vec<String> = report.by.iter().map(|d| d.to_uppercase()).collect();
-    header.extend(["COUNT", "STATUS", "BYTES", "P50_MS", "P99_MS", "IN_FLIGHT"].map(String::from));
+    header.extend(
+        [
+            "COUNT",
+            "STATUS",
+            "BYTES",
+            "P50_MS",
+            "P99_MS",
+            "IN_FLIGHT",
+            "ALLOC_BYTES",
+            "ALLOC_SAMPLES",
+        ]
+        .map(String::from),
+    );
     let rows: Vec<Vec<String>> = report
         .requests
         .iter()
@@ -43,6 +55,15 @@ pub fn table(report: &Report) -> String {
         "\n{total} requests, {} dropped events",
         report.dropped_events
     );
+    if report.mem_profile_rate > 0 {
+        let _ = writeln!(
+            out,
+            "heap allocations sampled about once per {} bytes (runtime.MemProfileRate); ALLOC_BYTES scales the samples as pprof does",
+            report.mem_profile_rate
+        );
+    } else {
+        out.push_str("heap allocations were not tracked\n");
+    }
     if report.truncated_requests > 0 {
         let _ = writeln!(
             out,
@@ -60,7 +81,9 @@ fn cells(report: &Report, row: &Row) -> Vec<String> {
     let mut cells: Vec<String> = report
         .by
         .iter()
-        .map(|d| match &row.dimensions[*d] {
+        .enumerate()
+        .map(|(i, d)| match &row.dimensions[*d] {
+            _ if row.background => if i == 0 { "(background)" } else { "-" }.to_owned(),
             Value::String(s) if s.is_empty() => "\"\"".to_owned(),
             Value::String(s) => s.clone(),
             Value::Null => "-".to_owned(),
@@ -84,6 +107,8 @@ fn cells(report: &Report, row: &Row) -> Vec<String> {
         ms(row.latency_ms_p50),
         ms(row.latency_ms_p99),
         row.in_flight.to_string(),
+        row.alloc_bytes.to_string(),
+        row.alloc_samples.to_string(),
     ]);
     cells
 }
@@ -106,6 +131,9 @@ mod tests {
         };
         let row = |ua: &str, verb: &str, count, status: BTreeMap<u16, u64>, p50| Row {
             dimensions: dims(ua, verb),
+            background: false,
+            alloc_bytes: 1000 * count,
+            alloc_samples: count,
             count,
             status,
             response_bytes: 10 * count,
@@ -117,6 +145,7 @@ mod tests {
         };
         let report = Report {
             by: vec!["user_agent", "verb"],
+            mem_profile_rate: 512 * 1024,
             requests: vec![
                 row(
                     "kubectl/v1.36",
@@ -133,10 +162,11 @@ mod tests {
         };
         assert_eq!(
             table(&report),
-            "USER_AGENT     VERB   COUNT        STATUS  BYTES  P50_MS  P99_MS  IN_FLIGHT\n\
-             kubectl/v1.36  list      12  200x11,404x1    120    1.50    1.50          0\n\
-             \"\"             watch      3             -     30       -       -          0\n\
+            "USER_AGENT     VERB   COUNT        STATUS  BYTES  P50_MS  P99_MS  IN_FLIGHT  ALLOC_BYTES  ALLOC_SAMPLES\n\
+             kubectl/v1.36  list      12  200x11,404x1    120    1.50    1.50          0        12000             12\n\
+             \"\"             watch      3             -     30       -       -          0         3000              3\n\
              \n15 requests, 2 dropped events\n\
+             heap allocations sampled about once per 524288 bytes (runtime.MemProfileRate); ALLOC_BYTES scales the samples as pprof does\n\
              capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n"
         );
     }

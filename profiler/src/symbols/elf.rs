@@ -36,6 +36,13 @@ pub(super) fn symtab_functions(file: &object::File<'_>) -> Vec<RawFunction> {
     }
 }
 
+/// The address of the defined data symbol `name` in `.symtab`.
+pub(super) fn symtab_variable(file: &object::File<'_>, name: &str) -> Option<u64> {
+    file.symbols()
+        .find(|s| s.kind() == SymbolKind::Data && s.is_definition() && s.name() == Ok(name))
+        .map(|s| s.address())
+}
+
 /// The contents of the first section called one of `names`.
 pub(super) fn section<'data>(file: &object::File<'data>, names: &[&str]) -> Option<&'data [u8]> {
     names

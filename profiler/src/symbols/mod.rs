@@ -113,14 +113,21 @@ impl GoBinary {
             })
     }
 
-    /// Every function whose name satisfies `pred`, by address: for closures named by
-    /// position, e.g. names starting with `...DefaultBuildHandlerChain.WithRequestInfo.func`.
-    pub fn functions_matching(&self, pred: impl Fn(&str) -> bool) -> Vec<Function> {
-        self.functions
-            .iter()
-            .filter(|f| pred(&f.name))
-            .cloned()
-            .collect()
+    /// The function whose code holds `address` (a sampled program counter), if any.
+    pub fn function_at(&self, address: u64) -> Option<&Function> {
+        let i = self
+            .functions
+            .partition_point(|f| f.address <= address)
+            .checked_sub(1)?;
+        let f = &self.functions[i];
+        (address < f.address + f.size.max(1)).then_some(f)
+    }
+
+    /// The address of the global variable `name` (e.g. `runtime.MemProfileRate`), from
+    /// `.symtab`; `None` in stripped binaries, which keep no data symbols.
+    pub fn variable(&self, name: &str) -> Option<u64> {
+        let file = object::File::parse(self.data.as_slice()).ok()?;
+        elf::symtab_variable(&file, name)
     }
 
     /// The machine code of `f`: `f.size` bytes from its file offset (fewer if the file

@@ -1,0 +1,130 @@
+//! The observed process: its executable, symbols and runtime settings.
+
+use std::{fs::File, os::unix::fs::FileExt, path::PathBuf};
+
+use tracing::debug;
+
+use crate::{
+    disasm::global_compared_with_one,
+    symbols::{GoBinary, SymbolError},
+};
+
+/// Go's default `runtime.MemProfileRate`: one sample per 512 KiB allocated on average.
+pub const DEFAULT_MEM_PROFILE_RATE: u64 = 512 * 1024;
+
+/// The process could not be inspected.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The process is gone or not ours to see.
+    #[error(
+        "process {pid}: cannot read /proc/{pid}/exe ({source}); is the pid right and are you root?"
+    )]
+    Process {
+        /// The pid asked for.
+        pid: u32,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The binary's symbols or version could not be read.
+    #[error(transparent)]
+    Symbols(#[from] SymbolError),
+}
+
+/// The observed process.
+pub struct Target {
+    /// Its pid.
+    pub pid: u32,
+    /// /proc/PID/exe resolved, for reports.
+    pub exe: PathBuf,
+    /// Its symbols and Go version.
+    pub binary: GoBinary,
+}
+
+impl Target {
+    /// Opens the executable of process `pid` (through /proc, so it works across mount
+    /// namespaces, as for a containerized apiserver).
+    pub fn open(pid: u32) -> Result<Self, TargetError> {
+        let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
+        let exe =
+            std::fs::read_link(&proc_exe).map_err(|source| TargetError::Process { pid, source })?;
+        let binary = GoBinary::open(&proc_exe)?;
+        Ok(Self { pid, exe, binary })
+    }
+
+    /// The process's `runtime.MemProfileRate` and where it was read: the variable, found
+    /// in `.symtab` ("symtab") or, in stripped binaries, in the machine code of
+    /// `runtime.profilealloc` ("machine code"); else `GODEBUG=memprofilerate=N` in its
+    /// environment (honoured by Go 1.21+; earlier runtimes overwrite it at init); else
+    /// Go's default.
+    pub fn mem_profile_rate(&self) -> (u64, &'static str) {
+        if let Some((rate, source)) = self
+            .mem_profile_rate_address()
+            .and_then(|(address, source)| Some((self.read_u64(address)?, source)))
+        {
+            return (rate, source);
+        }
+        if let Some(rate) = self.godebug("memprofilerate").and_then(|v| v.parse().ok()) {
+            return (rate, "GODEBUG");
+        }
+        (DEFAULT_MEM_PROFILE_RATE, "default")
+    }
+
+    fn mem_profile_rate_address(&self) -> Option<(u64, &'static str)> {
+        if let Some(address) = self.binary.variable("runtime.MemProfileRate") {
+            return Some((address, "symtab"));
+        }
+        let f = self.binary.function("runtime.profilealloc").ok()?;
+        global_compared_with_one(self.binary.code(&f), f.address).map(|a| (a, "machine code"))
+    }
+
+    /// A `u64` of the process's memory at `address` (a non-PIE Go binary's addresses are
+    /// absolute).
+    fn read_u64(&self, address: u64) -> Option<u64> {
+        let mem = File::open(format!("/proc/{}/mem", self.pid)).ok()?;
+        let mut buf = [0u8; 8];
+        match mem.read_exact_at(&mut buf, address) {
+            Ok(()) => Some(u64::from_le_bytes(buf)),
+            Err(error) => {
+                debug!(%error, address, "reading the process's memory");
+                None
+            }
+        }
+    }
+
+    /// A `GODEBUG` setting from the process's environment.
+    fn godebug(&self, key: &str) -> Option<String> {
+        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
+        let godebug = environ
+            .split(|b| *b == 0)
+            .find_map(|var| var.strip_prefix(b"GODEBUG="))?;
+        godebug_value(&String::from_utf8_lossy(godebug), key)
+    }
+}
+
+/// The last `key=value` for `key` in a GODEBUG list (the runtime lets later ones win).
+fn godebug_value(godebug: &str, key: &str) -> Option<String> {
+    godebug
+        .rsplit(',')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn godebug_settings_are_read_last_one_winning() {
+        assert_eq!(
+            godebug_value("gctrace=1,memprofilerate=4096", "memprofilerate"),
+            Some("4096".into())
+        );
+        assert_eq!(
+            godebug_value("memprofilerate=1,memprofilerate=2", "memprofilerate"),
+            Some("2".into())
+        );
+        assert_eq!(godebug_value("gctrace=1", "memprofilerate"), None);
+    }
+}
