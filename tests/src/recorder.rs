@@ -19,6 +19,11 @@ impl Recording {
     /// Starts recording process `pid` into `output` and waits until the probes are
     /// attached (apiprof prints its "recording ..." line then).
     pub fn start(pid: u32, output: &Path) -> Self {
+        Self::start_with_args(pid, output, &[])
+    }
+
+    /// [`Recording::start`] with more `apiprof record` flags (e.g. `--no-alloc`).
+    pub fn start_with_args(pid: u32, output: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(apiprof_bin())
             .args([
                 "record",
@@ -29,6 +34,7 @@ impl Recording {
                 "--output",
             ])
             .arg(output)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("starting apiprof record");

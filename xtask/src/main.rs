@@ -1,7 +1,7 @@
 //! apiprof's automation: `cargo xtask <command>`. Every command but `setup` runs the
 //! setup checks first, so a fresh machine gets what it lacks.
 mod cmd;
-mod demo;
+mod driver;
 mod fixtures;
 mod offsets;
 mod setup;
@@ -28,6 +28,8 @@ enum Command {
     Test,
     /// Profile the Go fixture under a known load and print the attribution report.
     Demo,
+    /// Measure what recording costs the observed server per request, side by side.
+    Bench,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +40,8 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => fixtures::build(&env).map(drop),
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
-        Command::Demo => demo::run(&env),
+        Command::Demo => driver::run(&env, "demo"),
+        Command::Bench => driver::run(&env, "bench"),
     }
 }
 

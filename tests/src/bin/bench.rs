@@ -1,0 +1,199 @@
+//! `cargo xtask bench`: what recording costs the observed server, in its own CPU time per
+//! request, measured side by side in one run.
+//!
+//! Conditions: not recorded (`off`), recorded without allocation tracking
+//! (`http`, `apiprof record --no-alloc`), recorded with it (`http+alloc`, the default).
+//! Loads: small GETs (where per-request probe costs show) and requests that allocate
+//! 256 KiB each (where allocation samples are taken). The fixture runs at Go's default
+//! `MemProfileRate` (one sample per 512 KiB), as kube-apiserver does.
+//!
+//! Method (../shared/MEASURING.md): every run starts a fresh server, warms it up, and
+//! reads its utime+stime from /proc/PID/stat just before and after the measured load;
+//! conditions are interleaved in a Latin square over the rounds; figures are medians with
+//! min–max. Raw CPU per request drifts 10–15% between runs on shared VMs, so each run also
+//! reports server CPU ÷ load-generator CPU (this process), which cancels most of the drift.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use apiprof_tests::{goserver::GoServer, recorder::Recording};
+
+const BUILD: &str = "goserver-go1.24-stripped";
+const ROUNDS: usize = 3;
+const CONCURRENCY: usize = 8;
+const CONDITIONS: [&str; 3] = ["off", "http", "http+alloc"];
+
+struct Load {
+    name: &'static str,
+    query: &'static str,
+    requests: usize,
+}
+
+const LOADS: [Load; 2] = [
+    Load {
+        name: "GET",
+        query: "",
+        requests: 4000,
+    },
+    Load {
+        name: "GET ?alloc=256KiB",
+        query: "alloc=262144",
+        requests: 1000,
+    },
+];
+
+/// One measured run.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Server CPU per request, microseconds.
+    server_us: f64,
+    /// Server CPU ÷ load-generator CPU.
+    ratio: f64,
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "bench: {BUILD}, {ROUNDS} rounds per condition, {CONCURRENCY} concurrent HTTP/2 streams"
+    );
+    for load in &LOADS {
+        let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
+        for round in 0..ROUNDS {
+            for i in 0..CONDITIONS.len() {
+                let condition = CONDITIONS[(i + round) % CONDITIONS.len()];
+                runs.entry(condition)
+                    .or_default()
+                    .push(measure(load, condition).await);
+            }
+        }
+        print_load(load, &runs);
+    }
+}
+
+async fn measure(load: &Load, condition: &str) -> Run {
+    let server = GoServer::start(BUILD);
+    let url = match load.query {
+        "" => format!("{}/api/v1/namespaces/default/configmaps", server.url),
+        query => format!(
+            "{}/api/v1/namespaces/default/configmaps?{query}",
+            server.url
+        ),
+    };
+    send(&url, load.requests / 10).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture = dir.path().join("capture.jsonl");
+    let recording = match condition {
+        "off" => None,
+        "http" => Some(Recording::start_with_args(
+            server.pid(),
+            &capture,
+            &["--no-alloc"],
+        )),
+        _ => Some(Recording::start(server.pid(), &capture)),
+    };
+    let (server_before, client_before) = (cpu_seconds(server.pid()), own_cpu_seconds());
+    let started = Instant::now();
+    send(&url, load.requests).await;
+    let elapsed = started.elapsed();
+    let (server_cpu, client_cpu) = (
+        cpu_seconds(server.pid()) - server_before,
+        own_cpu_seconds() - client_before,
+    );
+    if let Some(recording) = recording {
+        recording.stop();
+    }
+    eprintln!(
+        "bench: {} {condition}: {} requests in {:.2} s, server {server_cpu:.3} s CPU, client {client_cpu:.3} s",
+        load.name,
+        load.requests,
+        elapsed.as_secs_f64()
+    );
+    Run {
+        server_us: server_cpu * 1e6 / load.requests as f64,
+        ratio: server_cpu / client_cpu,
+    }
+}
+
+/// Sends `n` GETs of `url` over one HTTP/2 connection, [`CONCURRENCY`] at a time.
+async fn send(url: &str, n: usize) {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .http2_prior_knowledge()
+        .user_agent("apiprof-bench/1.0")
+        .build()
+        .expect("building the HTTP client");
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..CONCURRENCY {
+        let (client, url) = (client.clone(), url.to_owned());
+        let share = n / CONCURRENCY + usize::from(worker < n % CONCURRENCY);
+        tasks.spawn(async move {
+            for _ in 0..share {
+                let response = client.get(&url).send().await.expect(&url);
+                assert_eq!(response.status(), 200, "{url}");
+                response.bytes().await.expect("reading the body");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a load task panicked");
+    }
+}
+
+/// utime + stime of process `pid`, seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat =
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/PID/stat");
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .expect("stat has a command name")
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// CPU time this process (the load generator) used so far, seconds.
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds(std::process::id())
+}
+
+fn print_load(load: &Load, runs: &BTreeMap<&str, Vec<Run>>) {
+    println!("\n{} ({} requests per run)", load.name, load.requests);
+    println!(
+        "{:<12} {:>26} {:>30}",
+        "condition", "server CPU µs/request", "server CPU ÷ client CPU"
+    );
+    let summary = |condition: &str, field: fn(&Run) -> f64| {
+        let mut values: Vec<f64> = runs[condition].iter().map(field).collect();
+        values.sort_by(f64::total_cmp);
+        (
+            values[values.len() / 2],
+            values[0],
+            values[values.len() - 1],
+        )
+    };
+    for condition in CONDITIONS {
+        let (us, us_min, us_max) = summary(condition, |r| r.server_us);
+        let (ratio, r_min, r_max) = summary(condition, |r| r.ratio);
+        println!(
+            "{condition:<12} {us:>10.1} ({us_min:>6.1}–{us_max:<6.1}) {ratio:>14.3} ({r_min:.3}–{r_max:.3})"
+        );
+    }
+    let median = |condition: &str| summary(condition, |r| r.ratio).0;
+    let us = |condition: &str| summary(condition, |r| r.server_us).0;
+    println!(
+        "allocation tracking: http+alloc ÷ http = {:.3} (normalised), {:.3} (raw); {:+.1} µs CPU per request",
+        median("http+alloc") / median("http"),
+        us("http+alloc") / us("http"),
+        us("http+alloc") - us("http")
+    );
+    println!(
+        "request attribution: http ÷ off = {:.3} (normalised), {:.3} (raw); {:+.1} µs CPU per request",
+        median("http") / median("off"),
+        us("http") / us("off"),
+        us("http") - us("off")
+    );
+}
