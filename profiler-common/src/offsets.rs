@@ -27,9 +27,13 @@ pub struct GoOffsets {
     pub h2_field_name: u64,
     /// `hpack.HeaderField.Value` (string).
     pub h2_field_value: u64,
+    /// `net/http/internal/http2.ServerRequest.URL` (`*url.URL`, Go 1.27+): the request
+    /// Go's own HTTP/2 server creates, whose URL pointer the `*http.Request` served
+    /// shares.
+    pub h2_server_request_url: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 10 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 11 * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

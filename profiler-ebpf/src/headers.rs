@@ -3,7 +3,10 @@
 //! another header.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
-use profiler_common::http::{UserAgent, H2_FIELDS_MAX};
+use profiler_common::{
+    http::{UserAgent, H2_FIELDS_MAX},
+    offsets::GoOffsets,
+};
 
 use crate::{
     go,
@@ -84,22 +87,44 @@ fn try_http2_headers(ctx: &ProbeContext) -> Result<(), i64> {
     park(ctx, ua)
 }
 
-/// Attached to every RET instruction of `(*serverConn).newWriterAndRequest`, which
-/// returns (*responseWriter, *http.Request, error): the request in RBX. Moves the
-/// User-Agent `processHeaders` recorded on this goroutine to the request, whose handler
-/// runs on a goroutine of its own.
+/// Attached to every RET instruction of the bundled and x/net HTTP/2 servers'
+/// `(*serverConn).newWriterAndRequest`, which returns (*responseWriter, *http.Request,
+/// error): the request in RBX. Moves the User-Agent `processHeaders` recorded on this
+/// goroutine to the request's URL, as the handler runs on a goroutine of its own.
 #[uprobe]
 pub fn http2_request_created(ctx: ProbeContext) -> u32 {
-    let goroutine = go::goroutine(&ctx);
-    let request = go::arg(&ctx, 1);
-    // SAFETY: the value is copied before removal.
-    if let Some(ua) = unsafe { UA_BY_GOROUTINE.get(goroutine) }.copied() {
-        let _ = UA_BY_GOROUTINE.remove(goroutine);
-        if request != 0 {
-            let _ = UA_BY_REQUEST.insert(request, ua, 0);
-        }
-    }
+    hand_over(&ctx, |offsets| offsets.request_url);
     0
+}
+
+/// The same on Go 1.27's `net/http/internal/http2`, which returns a `*ServerRequest`:
+/// net/http copies its URL pointer into the `*http.Request` it serves.
+#[uprobe]
+pub fn http2_server_request_created(ctx: ProbeContext) -> u32 {
+    hand_over(&ctx, |offsets| offsets.h2_server_request_url);
+    0
+}
+
+/// Re-keys the User-Agent parked on this goroutine by the URL of the request in RBX,
+/// whose URL field is at `url_offset`.
+fn hand_over(ctx: &ProbeContext, url_offset: fn(&GoOffsets) -> u64) {
+    let goroutine = go::goroutine(ctx);
+    let request = go::arg(ctx, 1);
+    // SAFETY: the value is copied before removal.
+    let Some(ua) = unsafe { UA_BY_GOROUTINE.get(goroutine) }.copied() else {
+        return;
+    };
+    let _ = UA_BY_GOROUTINE.remove(goroutine);
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(offsets) = offsets(tgid) else {
+        return;
+    };
+    if request == 0 {
+        return;
+    }
+    if let Ok(url) = go::read_u64(request + url_offset(&offsets)) {
+        let _ = UA_BY_REQUEST.insert(url, ua, 0);
+    }
 }
 
 /// Leaves `ua` on the current goroutine for the request it parses headers for.

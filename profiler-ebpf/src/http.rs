@@ -82,12 +82,13 @@ fn fill_request(
     let url = go::read_u64(request + offsets.request_url)?;
     event.path_len = go::read_string(url + offsets.url_path, &mut event.path)?;
     event.query_len = go::read_string(url + offsets.url_raw_query, &mut event.query)?;
-    // HTTP/2 values were re-keyed to the request when it was created; HTTP/1 values wait
-    // on the connection's goroutine, which serves the request. Either is claimed once.
+    // HTTP/2 values were re-keyed to the request's URL when the request was created;
+    // HTTP/1 values wait on the connection's goroutine, which serves the request. Either
+    // is claimed once.
     // SAFETY: values are copied before removal.
     let user_agent = if event.proto_major == 2 {
-        let ua = unsafe { UA_BY_REQUEST.get(request) }.copied();
-        let _ = UA_BY_REQUEST.remove(request);
+        let ua = unsafe { UA_BY_REQUEST.get(url) }.copied();
+        let _ = UA_BY_REQUEST.remove(url);
         ua
     } else {
         let ua = unsafe { UA_BY_GOROUTINE.get(goroutine) }.copied();

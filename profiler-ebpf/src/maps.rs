@@ -46,7 +46,7 @@ pub static RESPONSES: LruHashMap<u64, Response> = LruHashMap::with_max_entries(6
 #[map]
 pub static UA_BY_GOROUTINE: LruHashMap<u64, UserAgent> = LruHashMap::with_max_entries(16384, 0);
 
-/// HTTP/2 User-Agent values by `*http.Request`, until its handler starts.
+/// HTTP/2 User-Agent values by the request's `*url.URL`, until its handler starts.
 #[map]
 pub static UA_BY_REQUEST: LruHashMap<u64, UserAgent> = LruHashMap::with_max_entries(16384, 0);
 

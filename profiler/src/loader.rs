@@ -111,18 +111,30 @@ impl Probes {
         } else {
             &[probes::HTTP]
         };
+        // What optional probes provide, and whether any probe attached for it.
+        let mut provided: Vec<(&str, bool)> = Vec::new();
         for probe in families.iter().copied().flatten() {
             let attached = attach(&mut ebpf, target, pid, probe)?;
-            if attached.is_empty() {
-                if probe.required {
-                    return Err(LoadError::MissingFunction {
-                        binary: target.exe.clone(),
-                        functions: probe.functions,
-                    });
-                }
-                warn!(program = probe.program, functions = ?probe.functions, "no function to probe; its data will be missing");
+            if attached.is_empty() && probe.required {
+                return Err(LoadError::MissingFunction {
+                    binary: target.exe.clone(),
+                    functions: probe.functions,
+                });
+            }
+            match provided
+                .iter_mut()
+                .find(|(what, _)| *what == probe.provides)
+            {
+                Some((_, any)) => *any |= !attached.is_empty(),
+                None => provided.push((probe.provides, !attached.is_empty())),
             }
             functions.extend(attached);
+        }
+        for (what, _) in provided.iter().filter(|(_, any)| !any) {
+            warn!(
+                missing = what,
+                "none of the functions that provide this is in the binary; reports will lack it"
+            );
         }
         info!(pid = target.pid, go = %target.binary.go_version(), functions = functions.len(), "probes attached");
 

@@ -25,6 +25,9 @@ pub struct Probe {
     pub at: At,
     /// Whether recording is refused when the binary has none of `functions`.
     pub required: bool,
+    /// What it contributes to reports; apiprof warns when no probe providing it could be
+    /// attached (probes for other Go versions' functions provide the same).
+    pub provides: &'static str,
 }
 
 const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
@@ -35,12 +38,14 @@ pub const HTTP: &[Probe] = &[
         program: "http_serve",
         functions: &[SERVE_HTTP],
         at: At::Entry,
+        provides: "requests",
         required: true,
     },
     Probe {
         program: "http_serve_return",
         functions: &[SERVE_HTTP],
         at: At::Returns,
+        provides: "request ends",
         required: true,
     },
     Probe {
@@ -52,6 +57,7 @@ pub const HTTP: &[Probe] = &[
             "net/http/internal/http2.(*responseWriter).WriteHeader",
         ],
         at: At::Entry,
+        provides: "status codes",
         required: true,
     },
     Probe {
@@ -63,12 +69,14 @@ pub const HTTP: &[Probe] = &[
             "net/http/internal/http2.(*responseWriter).write",
         ],
         at: At::Entry,
+        provides: "response bytes",
         required: true,
     },
     Probe {
         program: "http1_header_line",
         functions: &["net/textproto.(*Reader).readContinuedLineSlice"],
         at: At::Returns,
+        provides: "HTTP/1 user agents",
         required: false,
     },
     Probe {
@@ -79,6 +87,7 @@ pub const HTTP: &[Probe] = &[
             "net/http/internal/http2.(*serverConn).processHeaders",
         ],
         at: At::Entry,
+        provides: "HTTP/2 user agents",
         required: false,
     },
     Probe {
@@ -86,9 +95,16 @@ pub const HTTP: &[Probe] = &[
         functions: &[
             "net/http.(*http2serverConn).newWriterAndRequest",
             "golang.org/x/net/http2.(*serverConn).newWriterAndRequest",
-            "net/http/internal/http2.(*serverConn).newWriterAndRequest",
         ],
         at: At::Returns,
+        provides: "HTTP/2 user agents",
+        required: false,
+    },
+    Probe {
+        program: "http2_server_request_created",
+        functions: &["net/http/internal/http2.(*serverConn).newWriterAndRequest"],
+        at: At::Returns,
+        provides: "HTTP/2 user agents",
         required: false,
     },
 ];
@@ -102,18 +118,21 @@ pub const ALLOC: &[Probe] = &[
         program: "go_newproc",
         functions: &[NEWPROC1],
         at: At::Entry,
+        provides: "goroutine lineage",
         required: true,
     },
     Probe {
         program: "go_newproc_return",
         functions: &[NEWPROC1],
         at: At::Returns,
+        provides: "goroutine lineage",
         required: true,
     },
     Probe {
         program: "go_alloc",
         functions: &["runtime.profilealloc"],
         at: At::Entry,
+        provides: "allocation samples",
         required: true,
     },
 ];

@@ -6,7 +6,9 @@
 //
 // DWARF, unlike reflect, also sees unexported types (net/http.http2MetaHeadersFrame).
 // To track a new field, add "package.Type.Field" (or "package.Type.(size)") to fields
-// and run `cargo xtask offsets`.
+// and run `cargo xtask offsets`. An entry "A|B" is recorded under A, read from the first
+// of A and B this Go version has: types move between Go versions (Go 1.27 moved the
+// HTTP/2 server from net/http's bundled copy into net/http/internal/http2).
 package main
 
 import (
@@ -27,7 +29,11 @@ var fields = []string{
 	"net/http.Request.ProtoMinor",
 	"net/url.URL.Path",
 	"net/url.URL.RawQuery",
-	"net/http.http2MetaHeadersFrame.Fields",
+	"net/http.http2MetaHeadersFrame.Fields|net/http/internal/http2.MetaHeadersFrame.Fields",
+	// The request the HTTP/2 server creates: Go 1.27's internal server has its own
+	// ServerRequest (net/http copies its URL pointer into the *http.Request); earlier
+	// servers create the *http.Request itself.
+	"net/http/internal/http2.ServerRequest.URL|net/http.Request.URL",
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.Name",
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.Value",
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.(size)",
@@ -79,12 +85,20 @@ func main() {
 		}
 	}
 	offsets := map[string]int64{}
-	for _, field := range fields {
-		dot := strings.LastIndex(field, ".")
-		typeName, member := field[:dot], field[dot+1:]
-		st, ok := structs[typeName]
-		if !ok {
-			fail("no struct %s in the DWARF of %s (%s)", typeName, path, runtime.Version())
+	for _, entry := range fields {
+		candidates := strings.Split(entry, "|")
+		field := candidates[0]
+		var st *dwarf.StructType
+		var typeName, member string
+		for _, candidate := range candidates {
+			dot := strings.LastIndex(candidate, ".")
+			typeName, member = candidate[:dot], candidate[dot+1:]
+			if st = structs[typeName]; st != nil {
+				break
+			}
+		}
+		if st == nil {
+			fail("no struct for %s in the DWARF of %s (%s)", entry, path, runtime.Version())
 		}
 		if member == "(size)" {
 			offsets[field] = st.ByteSize

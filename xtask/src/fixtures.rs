@@ -1,13 +1,14 @@
-//! Builds the Go fixture servers under `tests/fixtures`: each with every Go toolchain,
-//! unstripped and stripped (`-ldflags=-s -w`, as release builds are).
+//! Builds the fixture servers under `tests/fixtures`: the Go HTTPS server with every Go
+//! toolchain, unstripped and stripped (`-ldflags=-s -w`, as release builds are), and the
+//! apiserver (see [`apiserver`]).
 use std::{fs, path::PathBuf};
 
 use anyhow::Context as _;
 
-use crate::{cmd, setup::Env};
+use crate::{apiserver, cmd, setup::Env};
 
 /// Builds every fixture and returns the folder holding the binaries, named
-/// `goserver-go<version>[-stripped]`.
+/// `goserver-go<version>[-stripped]` and `apiserver-go1.27[-http2legacy]`.
 pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
     let out = env.root.join("target/fixtures");
     fs::create_dir_all(&out)?;
@@ -34,6 +35,7 @@ pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
             cmd::run(&mut build).with_context(|| format!("building the {name} fixture"))?;
         }
     }
+    apiserver::build(env, &out)?;
     eprintln!("xtask: fixtures in {}", out.display());
     Ok(out)
 }

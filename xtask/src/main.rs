@@ -1,5 +1,7 @@
 //! apiprof's automation: `cargo xtask <command>`. Every command but `setup` runs the
 //! setup checks first, so a fresh machine gets what it lacks.
+mod apiserver;
+mod apt;
 mod cmd;
 mod driver;
 mod fixtures;

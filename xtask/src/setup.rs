@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
-use crate::cmd;
+use crate::{apt, cmd};
 
 /// The bpf-linker release the eBPF build is pinned to (it must match rustc's LLVM 22).
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -25,6 +25,9 @@ pub struct Env {
     pub cache: PathBuf,
     /// The Go toolchains the fixtures are built with, oldest first.
     pub go: Vec<GoToolchain>,
+    /// Debian sid's Kubernetes set, unpacked: Go 1.27, the k8s.io libraries under
+    /// `usr/share/gocode/src`, etcd and kubectl in `usr/bin`.
+    pub sid: PathBuf,
 }
 
 /// One Go toolchain: its version and GOROOT.
@@ -64,9 +67,60 @@ pub fn run() -> anyhow::Result<Env> {
 
     rust_src()?;
     bpf_linker(&cache)?;
-    let go = vec![go_bookworm()?, go_trixie(&cache)?];
+    let sid = sid(&cache, &root)?;
+    let go = vec![
+        go_bookworm()?,
+        go_trixie(&cache)?,
+        GoToolchain {
+            version: "1.27",
+            goroot: sid.join("usr/lib/go-1.27"),
+        },
+    ];
     tracefs()?;
-    Ok(Env { root, cache, go })
+    Ok(Env {
+        root,
+        cache,
+        go,
+        sid,
+    })
+}
+
+/// The packages the apiserver fixture is built and run from, with the sid versions
+/// used: "name version" lines.
+const SID_LOCK: &str = "tests/fixtures/apiserver/packages.lock";
+
+/// Debian sid's matched Kubernetes set (k8s.io/apiserver and its libraries, Go 1.27,
+/// etcd 3.5, kubectl) at the versions in [`SID_LOCK`], unpacked into the cache. Without
+/// a lock, takes sid's current versions and writes the lock.
+fn sid(cache: &Path, root: &Path) -> anyhow::Result<PathBuf> {
+    let unpacked = cache.join("sid");
+    let stamp = unpacked.join(".packages.lock");
+    let lock_path = root.join(SID_LOCK);
+    let lock = fs::read_to_string(&lock_path).ok();
+    if lock.is_some() && fs::read_to_string(&stamp).ok() == lock {
+        return Ok(unpacked);
+    }
+    say("downloading Debian sid's Kubernetes libraries, Go 1.27, etcd and kubectl into the cache (about 340 MB)");
+    let sid = apt::Suite::update(cache, "sid")?;
+    let packages: Vec<String> = match &lock {
+        Some(lock) => lock.lines().map(str::to_owned).collect(),
+        None => {
+            let packages = sid.resolve(
+                &["golang-k8s-apiserver-dev", "golang-go", "etcd-server", "kubectl"],
+                |name| {
+                    name.starts_with("golang-") || name.starts_with("etcd-") || name == "kubectl"
+                },
+            )?;
+            fs::write(&lock_path, packages.join("\n") + "\n")?;
+            say(&format!("recorded {} package versions in {SID_LOCK}", packages.len()));
+            packages
+        }
+    };
+    sid.unpack(&packages, &unpacked).with_context(|| {
+        format!("sid no longer has every version in {SID_LOCK}: delete it to take sid's current set, then check the apiserver fixture still builds")
+    })?;
+    fs::write(&stamp, packages.join("\n") + "\n")?;
+    Ok(unpacked)
 }
 
 fn say(what: &str) {
@@ -187,81 +241,15 @@ fn go_trixie(cache: &Path) -> anyhow::Result<GoToolchain> {
         return Ok(go);
     }
     say("downloading Go 1.24 (Debian trixie's golang-1.24-go, golang-1.24-src) into the cache");
-    let apt = cache.join("apt-trixie");
-    for dir in ["lists/partial", "archives/partial", "debs"] {
-        fs::create_dir_all(apt.join(dir))?;
-    }
-    let sources = apt.join("sources.list");
-    fs::write(&sources, format!("deb {} trixie main\n", debian_mirror()?))?;
-    let apt_get = || {
-        let mut cmd = Command::new("apt-get");
-        cmd.arg("-o")
-            .arg(format!("Dir::Etc::SourceList={}", sources.display()))
-            .arg("-o")
-            .arg("Dir::Etc::SourceParts=/nonexistent")
-            .arg("-o")
-            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
-            .arg("-o")
-            .arg(format!(
-                "Dir::Cache::Archives={}",
-                apt.join("archives").display()
-            ))
-            .arg("-o")
-            .arg("Dir::Cache::pkgcache=")
-            .arg("-o")
-            .arg("Dir::Cache::srcpkgcache=")
-            // Files in the cache belong to root; apt's _apt sandbox user cannot write them.
-            .arg("-o")
-            .arg("APT::Sandbox::User=root");
-        cmd
-    };
-    cmd::run(apt_get().arg("update"))?;
-    cmd::run(apt_get().current_dir(apt.join("debs")).args([
-        "download",
-        "golang-1.24-go",
-        "golang-1.24-src",
-    ]))?;
-    let _ = fs::remove_dir_all(&unpacked);
-    for deb in fs::read_dir(apt.join("debs"))? {
-        let deb = deb?.path();
-        if deb.extension().is_some_and(|e| e == "deb") {
-            cmd::run(Command::new("dpkg").arg("-x").arg(&deb).arg(&unpacked))?;
-        }
-    }
+    let trixie = apt::Suite::update(cache, "trixie")?;
+    let packages = trixie.resolve(&["golang-1.24-go", "golang-1.24-src"], |name| {
+        name.starts_with("golang-1.24-")
+    })?;
+    trixie.unpack(&packages, &unpacked)?;
     if !cmd::succeeds(go.command().arg("version")) {
         bail!("Go 1.24 unpacked into {} does not run: remove that folder and run `cargo xtask setup` again", unpacked.display());
     }
     Ok(go)
-}
-
-/// The Debian mirror this machine's own sources use, so the private trixie list fetches
-/// from the same place (and no address is written into the project).
-fn debian_mirror() -> anyhow::Result<String> {
-    let mut texts: Vec<String> = fs::read_to_string("/etc/apt/sources.list")
-        .ok()
-        .into_iter()
-        .collect();
-    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
-        for entry in dir.filter_map(Result::ok) {
-            let path = entry.path();
-            if path
-                .extension()
-                .is_some_and(|e| e == "sources" || e == "list")
-            {
-                texts.extend(fs::read_to_string(path).ok());
-            }
-        }
-    }
-    // Both formats name the mirror as a whitespace-separated http(s) URI:
-    // "URIs: <uri>" (deb822) and "deb [options] <uri> <suite> ..." (one-line).
-    texts
-        .iter()
-        .flat_map(|t| t.split_whitespace())
-        .find(|word| word.starts_with("http") && word.trim_end_matches('/').ends_with("/debian"))
-        .map(str::to_owned)
-        .context(
-            "no Debian mirror (a URI ending in /debian) in /etc/apt/sources.list{,.d}: add one",
-        )
 }
 
 fn tracefs() -> anyhow::Result<()> {

@@ -81,6 +81,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         h2_field_size: field("vendor/golang.org/x/net/http2/hpack.HeaderField.(size)")?,
         h2_field_name: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Name")?,
         h2_field_value: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Value")?,
+        h2_server_request_url: field("net/http/internal/http2.ServerRequest.URL")?,
     })
 }
 
@@ -106,8 +107,9 @@ mod tests {
     }
 
     #[test]
-    fn request_offsets_are_the_measured_ones_for_go_1_19_and_1_24() {
-        for minor in [19, 24, 27] {
+    fn request_offsets_are_the_measured_ones_for_go_1_19_to_1_27() {
+        // Go 1.27 moved url.URL.RawQuery after Fragment.
+        for (minor, raw_query) in [(19, 96), (24, 96), (27, 88)] {
             let o = for_version(go(minor)).unwrap();
             assert_eq!(
                 (
@@ -118,7 +120,11 @@ mod tests {
                 ),
                 (0, 16, 40, 48)
             );
-            assert_eq!((o.url_path, o.url_raw_query), (56, 96));
+            assert_eq!(
+                (o.url_path, o.url_raw_query),
+                (56, raw_query),
+                "Go 1.{minor}"
+            );
             assert_eq!(
                 (
                     o.h2_meta_fields,
@@ -129,6 +135,7 @@ mod tests {
                 (8, 40, 0, 16)
             );
         }
+        assert_eq!(for_version(go(27)).unwrap().h2_server_request_url, 64);
     }
 
     #[test]
