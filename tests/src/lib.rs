@@ -1,9 +1,11 @@
 //! Root-only integration tests for apiprof, their fixtures and the demo driver.
 //!
 //! Run through `cargo xtask test` (or `cargo xtask demo`): xtask builds the Go fixtures
-//! and apiprof first and passes their locations in `APIPROF_FIXTURES` and `APIPROF_BIN`.
+//! and apiprof first and passes their locations in `APIPROF_FIXTURES` and `APIPROF_BIN`,
+//! and that of Debian sid's etcd and kubectl in `APIPROF_SID`.
 //! Every process a test starts is held by a guard that kills it on drop.
 
+pub mod apiserver;
 pub mod goserver;
 pub mod load;
 pub mod recorder;
@@ -19,6 +21,9 @@ pub const GOSERVER_BUILDS: [&str; 4] = [
     "goserver-go1.24-stripped",
 ];
 
+/// Apiserver fixture builds: Go 1.27's own HTTP/2 server, and x/net's (`http2legacy`).
+pub const APISERVER_BUILDS: [&str; 2] = ["apiserver-go1.27", "apiserver-go1.27-http2legacy"];
+
 /// A path xtask passes in the environment variable `var`.
 fn from_xtask(var: &str) -> PathBuf {
     std::env::var_os(var)
@@ -29,6 +34,11 @@ fn from_xtask(var: &str) -> PathBuf {
 /// The folder holding the fixture binaries.
 pub fn fixtures_dir() -> PathBuf {
     from_xtask("APIPROF_FIXTURES")
+}
+
+/// Debian sid's Kubernetes set that xtask unpacked (etcd and kubectl in `usr/bin`).
+pub fn sid_dir() -> PathBuf {
+    from_xtask("APIPROF_SID")
 }
 
 /// The apiprof binary under test.

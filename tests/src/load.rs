@@ -148,11 +148,41 @@ pub enum Http {
     Two,
 }
 
+/// What a request asked for, written out by hand by the code that sends it.
+#[derive(Clone, Debug)]
+pub struct Asked {
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw query.
+    pub query: String,
+    /// The apiserver's verb.
+    pub verb: &'static str,
+    /// The resource.
+    pub resource: &'static str,
+    /// resourceVersion semantics (`None` for writes).
+    pub rv_class: Option<&'static str>,
+}
+
+impl From<&Call> for Asked {
+    fn from(call: &Call) -> Self {
+        Self {
+            method: call.method.into(),
+            path: call.path.into(),
+            query: call.query.into(),
+            verb: call.verb,
+            resource: call.resource,
+            rv_class: call.rv_class,
+        }
+    }
+}
+
 /// One request as the client sent it and saw it answered.
 #[derive(Clone, Debug)]
 pub struct Sent {
-    /// The call it made.
-    pub call: &'static Call,
+    /// What it asked for.
+    pub asked: Asked,
     /// "HTTP/1.1" or "HTTP/2.0", as Go names them.
     pub http_version: &'static str,
     /// The User-Agent it sent.
@@ -202,7 +232,7 @@ pub async fn drive(base_url: &str, http: Http, user_agent: &str) -> Vec<Sent> {
                 .await
                 .unwrap_or_else(|e| panic!("{url}: reading the body: {e}"));
             sent.push(Sent {
-                call,
+                asked: call.into(),
                 http_version,
                 user_agent: user_agent.to_owned(),
                 status,
@@ -227,11 +257,16 @@ pub struct Tally {
 /// The report fields that name a client's requests as the API server sees them.
 pub const BY_CLIENT: [&str; 4] = ["user_agent", "verb", "resource", "rv_class"];
 
-/// A sent request's truth for [`BY_CLIENT`], from the hand-written [`Call`] (a write's
+/// A sent request's truth for [`BY_CLIENT`], as its sender wrote it down (a write's
 /// rv_class is "null", as the JSON report has it).
 pub fn by_client(s: &Sent) -> Vec<String> {
-    let rv_class = s.call.rv_class.map_or("null".to_owned(), String::from);
-    vec![s.user_agent.clone(), s.call.verb.into(), s.call.resource.into(), rv_class]
+    let rv_class = s.asked.rv_class.map_or("null".to_owned(), String::from);
+    vec![
+        s.user_agent.clone(),
+        s.asked.verb.into(),
+        s.asked.resource.into(),
+        rv_class,
+    ]
 }
 
 /// Tallies of what was sent, keyed by the values `key` picks.

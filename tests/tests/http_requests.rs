@@ -22,9 +22,9 @@ async fn attributes_every_request(build: &str) {
     let report = report_json(&capture, &by_line);
     let expected = truth(&sent, |s| {
         vec![
-            s.call.method.into(),
-            s.call.path.into(),
-            s.call.query.into(),
+            s.asked.method.clone(),
+            s.asked.path.clone(),
+            s.asked.query.clone(),
             s.http_version.into(),
         ]
     });

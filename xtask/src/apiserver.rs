@@ -108,6 +108,9 @@ fn openapi_definitions(env: &Env, go: &GoToolchain, file: &Path) -> anyhow::Resu
     // It prints every API rule violation of the upstream types; only failure matters.
     cmd::output(gen.args(OPENAPI_PACKAGES))?;
     let code = fs::read_to_string(generated.join("zz_generated.openapi.go"))?;
-    fs::write(file, code.replacen("\npackage openapi\n", "\npackage main\n", 1))?;
+    fs::write(
+        file,
+        code.replacen("\npackage openapi\n", "\npackage main\n", 1),
+    )?;
     Ok(())
 }

@@ -63,7 +63,12 @@ impl Suite {
         let tree = cmd::output(
             self.apt("apt-cache")
                 .args(["depends", "--recurse", "--no-recommends", "--no-suggests"])
-                .args(["--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances"])
+                .args([
+                    "--no-conflicts",
+                    "--no-breaks",
+                    "--no-replaces",
+                    "--no-enhances",
+                ])
                 .args(roots),
         )?;
         let mut names: Vec<&str> = tree

@@ -32,6 +32,9 @@ enum Command {
     Demo,
     /// Measure what recording costs the observed server per request, side by side.
     Bench,
+    /// Run the apiserver fixture with its etcd, print its URL, token and kubeconfig, and
+    /// keep it up until Ctrl-C.
+    Fixture,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,7 +47,23 @@ fn main() -> anyhow::Result<()> {
         Command::Test => test::run(&env),
         Command::Demo => driver::run(&env, "demo"),
         Command::Bench => driver::run(&env, "bench"),
+        Command::Fixture => driver::run(&env, "apiserver-fixture"),
     }
+}
+
+/// Runs `cargo` with `args` in the tests crate's environment: the fixtures and apiprof
+/// built, and their locations (and sid's etcd and kubectl) passed as the tests expect.
+fn run_tests_crate(env: &setup::Env, args: &[&str]) -> anyhow::Result<()> {
+    let fixtures = fixtures::build(env)?;
+    let apiprof = build_apiprof(env)?;
+    cmd::run(
+        std::process::Command::new("cargo")
+            .current_dir(&env.root)
+            .args(args)
+            .env("APIPROF_FIXTURES", &fixtures)
+            .env("APIPROF_BIN", &apiprof)
+            .env("APIPROF_SID", &env.sid),
+    )
 }
 
 /// Builds the `apiprof` binary (with its eBPF programs) and returns its path.

@@ -106,13 +106,21 @@ fn sid(cache: &Path, root: &Path) -> anyhow::Result<PathBuf> {
         Some(lock) => lock.lines().map(str::to_owned).collect(),
         None => {
             let packages = sid.resolve(
-                &["golang-k8s-apiserver-dev", "golang-go", "etcd-server", "kubectl"],
+                &[
+                    "golang-k8s-apiserver-dev",
+                    "golang-go",
+                    "etcd-server",
+                    "kubectl",
+                ],
                 |name| {
                     name.starts_with("golang-") || name.starts_with("etcd-") || name == "kubectl"
                 },
             )?;
             fs::write(&lock_path, packages.join("\n") + "\n")?;
-            say(&format!("recorded {} package versions in {SID_LOCK}", packages.len()));
+            say(&format!(
+                "recorded {} package versions in {SID_LOCK}",
+                packages.len()
+            ));
             packages
         }
     };

@@ -2,10 +2,9 @@
 //! (one at a time: they load eBPF programs and start servers).
 use std::process::Command;
 
-use crate::{cmd, fixtures, setup::Env};
+use crate::{cmd, setup::Env};
 
 pub fn run(env: &Env) -> anyhow::Result<()> {
-    let fixtures = fixtures::build(env)?;
     cmd::run(Command::new("cargo").current_dir(&env.root).args([
         "test",
         "--workspace",
@@ -14,18 +13,14 @@ pub fn run(env: &Env) -> anyhow::Result<()> {
         "--exclude",
         "profiler-ebpf",
     ]))?;
-    let apiprof = crate::build_apiprof(env)?;
-    cmd::run(
-        Command::new("cargo")
-            .current_dir(&env.root)
-            .args([
-                "test",
-                "--package",
-                "apiprof-tests",
-                "--",
-                "--test-threads=1",
-            ])
-            .env("APIPROF_FIXTURES", &fixtures)
-            .env("APIPROF_BIN", &apiprof),
+    crate::run_tests_crate(
+        env,
+        &[
+            "test",
+            "--package",
+            "apiprof-tests",
+            "--",
+            "--test-threads=1",
+        ],
     )
 }
