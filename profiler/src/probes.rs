@@ -55,6 +55,10 @@ pub const HTTP: &[Probe] = &[
             "net/http.(*http2responseWriter).WriteHeader",
             "golang.org/x/net/http2.(*responseWriter).WriteHeader",
             "net/http/internal/http2.(*responseWriter).WriteHeader",
+            // Go 1.27's net/http wraps that writer (a struct holding the pointer, passed
+            // in RAX) and inlines the call into the promoted method; first code wins, so
+            // seeing both is harmless.
+            "net/http.http2ResponseWriter.WriteHeader",
         ],
         at: At::Entry,
         provides: "status codes",

@@ -7,6 +7,7 @@
 
 pub mod apiserver;
 pub mod goserver;
+pub mod kube;
 pub mod load;
 pub mod recorder;
 
