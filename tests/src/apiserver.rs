@@ -30,6 +30,11 @@ impl ApiServer {
     /// Starts a fresh etcd (its own data folder) and apiserver fixture build `build`
     /// (see [`crate::APISERVER_BUILDS`]), and waits until the apiserver is ready.
     pub fn start(build: &str) -> Self {
+        Self::start_with_args(build, &[])
+    }
+
+    /// [`ApiServer::start`] with more apiserver flags (e.g. `-memprofilerate=4096`).
+    pub fn start_with_args(build: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let (client, peer) = (free_port(), free_port());
         let etcd_url = format!("http://127.0.0.1:{client}");
@@ -57,6 +62,7 @@ impl ApiServer {
         let mut server = Command::new(&path)
             .args(["-etcd", &etcd_url, "-token", &token, "-cert-dir"])
             .arg(dir.path().join("certs"))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(log_file(&dir, "apiserver.log"))
             .spawn()
