@@ -106,19 +106,9 @@ pub async fn drive(
     user_agent: &str,
     slug: &str,
 ) -> Vec<Sent> {
-    let builder = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .user_agent(user_agent);
-    let (http, version, http_version) = match http {
-        Http::One => (builder.http1_only().build(), Version::HTTP_11, "HTTP/1.1"),
-        Http::Two => (
-            builder.http2_prior_knowledge().build(),
-            Version::HTTP_2,
-            "HTTP/2.0",
-        ),
-    };
+    let (http, version, http_version) = http.client(user_agent);
     let mut c = Client {
-        http: http.expect("building the HTTP client"),
+        http,
         version,
         http_version,
         base: base_url.to_owned(),

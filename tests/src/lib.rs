@@ -15,11 +15,13 @@ use std::path::PathBuf;
 
 /// Go fixture builds, as `cargo xtask fixtures` names them: every Go version the
 /// fixtures are built with, unstripped and stripped.
-pub const GOSERVER_BUILDS: [&str; 4] = [
+pub const GOSERVER_BUILDS: [&str; 6] = [
     "goserver-go1.19",
     "goserver-go1.19-stripped",
     "goserver-go1.24",
     "goserver-go1.24-stripped",
+    "goserver-go1.27",
+    "goserver-go1.27-stripped",
 ];
 
 /// Apiserver fixture builds: Go 1.27's own HTTP/2 server, and x/net's (`http2legacy`).

@@ -178,6 +178,25 @@ impl From<&Call> for Asked {
     }
 }
 
+impl Http {
+    /// A client speaking this version as `user_agent` (the fixtures' self-signed
+    /// certificates accepted), the version responses must come in, and Go's name for it.
+    pub fn client(self, user_agent: &str) -> (reqwest::Client, Version, &'static str) {
+        let builder = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .user_agent(user_agent);
+        let (client, version, name) = match self {
+            Http::One => (builder.http1_only().build(), Version::HTTP_11, "HTTP/1.1"),
+            Http::Two => (
+                builder.http2_prior_knowledge().build(),
+                Version::HTTP_2,
+                "HTTP/2.0",
+            ),
+        };
+        (client.expect("building the HTTP client"), version, name)
+    }
+}
+
 /// One request as the client sent it and saw it answered.
 #[derive(Clone, Debug)]
 pub struct Sent {
@@ -196,18 +215,7 @@ pub struct Sent {
 /// Sends [`MIX`] to `base_url` over `http` as `user_agent`. Panics on a transport error
 /// or a response on another HTTP version.
 pub async fn drive(base_url: &str, http: Http, user_agent: &str) -> Vec<Sent> {
-    let builder = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .user_agent(user_agent);
-    let (client, expect_version, http_version) = match http {
-        Http::One => (builder.http1_only().build(), Version::HTTP_11, "HTTP/1.1"),
-        Http::Two => (
-            builder.http2_prior_knowledge().build(),
-            Version::HTTP_2,
-            "HTTP/2.0",
-        ),
-    };
-    let client = client.expect("building the HTTP client");
+    let (client, expect_version, http_version) = http.client(user_agent);
     let mut sent = Vec::new();
     for call in MIX {
         let url = match call.query {

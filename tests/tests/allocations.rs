@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use apiprof_tests::{
     goserver::GoServer,
+    load::Http,
     recorder::{report_json, Recording},
 };
 use serde_json::Value;
@@ -29,12 +30,7 @@ async fn attributed(
     let dir = tempfile::tempdir().expect("temp dir");
     let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
     let get = |ua: &str, query: String| {
-        let client = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .http2_prior_knowledge()
-            .user_agent(ua)
-            .build()
-            .expect("building the HTTP client");
+        let (client, ..) = Http::Two.client(ua);
         let url = format!("{}{PATH}?{query}", server.url);
         async move {
             let response = client.get(&url).send().await.expect(&url);
@@ -146,4 +142,6 @@ builds! {
     go_1_19_stripped => "goserver-go1.19-stripped",
     go_1_24 => "goserver-go1.24",
     go_1_24_stripped => "goserver-go1.24-stripped",
+    go_1_27 => "goserver-go1.27",
+    go_1_27_stripped => "goserver-go1.27-stripped",
 }

@@ -12,6 +12,7 @@
 
 use apiprof_tests::{
     apiserver::ApiServer,
+    load::Http,
     recorder::{report, report_json, Recording},
     APISERVER_BUILDS,
 };
@@ -30,11 +31,7 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
     let build = APISERVER_BUILDS[0];
     let rate = format!("-memprofilerate={MEM_PROFILE_RATE}");
     let server = ApiServer::start_with_args(build, &[&rate]);
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .build()
-        .expect("HTTP client");
+    let (client, ..) = Http::Two.client("apiprof-setup/1.0");
     let url = format!("{}/api/v1/namespaces/default/configmaps", server.url);
     for i in 0..K {
         let object = json!({

@@ -1,6 +1,6 @@
 //! Every request a Go HTTPS server serves is attributed exactly: per request line and
 //! HTTP version, and per client, verb, resource and resourceVersion semantics with its
-//! status codes and response bytes; on every fixture build (Go 1.19 and 1.24, stripped
+//! status codes and response bytes; on every fixture build (Go 1.19, 1.24 and 1.27, stripped
 //! and not), over HTTP/1.1 and HTTP/2. Root only: loads real eBPF programs.
 
 use apiprof_tests::{
@@ -66,4 +66,14 @@ async fn attributes_every_request_on_go_1_24() {
 #[tokio::test]
 async fn attributes_every_request_on_go_1_24_stripped() {
     attributes_every_request("goserver-go1.24-stripped").await;
+}
+
+#[tokio::test]
+async fn attributes_every_request_on_go_1_27() {
+    attributes_every_request("goserver-go1.27").await;
+}
+
+#[tokio::test]
+async fn attributes_every_request_on_go_1_27_stripped() {
+    attributes_every_request("goserver-go1.27-stripped").await;
 }

@@ -43,6 +43,11 @@ pub(super) fn symtab_variable(file: &object::File<'_>, name: &str) -> Option<u64
         .map(|s| s.address())
 }
 
+/// The address of the `.text` section (where Go's `runtime.text` starts).
+pub(super) fn text_address(file: &object::File<'_>) -> Option<u64> {
+    file.section_by_name(".text").map(|s| s.address())
+}
+
 /// The contents of the first section called one of `names`.
 pub(super) fn section<'data>(file: &object::File<'data>, names: &[&str]) -> Option<&'data [u8]> {
     names

@@ -42,10 +42,18 @@ struct Header {
 }
 
 /// Every function of the table at the start of `table` (the table runs to its end, or
-/// beyond: trailing bytes are ignored). The error says what is wrong, for
+/// beyond: trailing bytes are ignored). `text` is the address of the binary's `.text`
+/// section, where `runtime.text` sits: Go 1.26+ no longer stores textStart in the
+/// header (it would need a relocation), and debug/gosym uses the text start then too.
+/// The error says what is wrong, for
 /// [`SymbolError::BadPclntab`](super::SymbolError::BadPclntab).
-pub(super) fn functions(table: &[u8]) -> Result<Vec<RawFunction>, String> {
-    let header = header(table)?;
+pub(super) fn functions(table: &[u8], text: Option<u64>) -> Result<Vec<RawFunction>, String> {
+    let mut header = header(table)?;
+    if header.text_start == 0 {
+        header.text_start = text.filter(|&t| t != 0).ok_or(
+            "textStart is 0 (Go 1.26+ no longer stores it) and the binary has no .text section to take it from",
+        )?;
+    }
     let bounds = |i: usize| format!("function table entry {i} is out of bounds");
     let entry_at = |i: usize| u32_at(table, header.pcln_offset + 8 * i).ok_or_else(|| bounds(i));
     // Cap the allocation by what the table can hold, in case nfunc is corrupt.
@@ -148,9 +156,6 @@ fn header(table: &[u8]) -> Result<Header, String> {
     };
     if header.nfunc == 0 {
         return Err("it lists no functions".into());
-    }
-    if header.text_start == 0 {
-        return Err("textStart is 0 (an unrelocated position-independent table)".into());
     }
     Ok(header)
 }
@@ -259,7 +264,7 @@ mod tests {
         for magic in [GO118_MAGIC, GO120_MAGIC] {
             let t = table(magic, 0x40_1000, &funcs, 0x200);
             assert_eq!(
-                functions(&t),
+                functions(&t, None),
                 Ok(vec![
                     raw("runtime.main", 0x40_1000, 0x40),
                     raw("net/http.(*conn).serve", 0x40_1040, 0x160),
@@ -279,7 +284,7 @@ mod tests {
                 ("runtime.memmove", 0x60, 21, 0),
             ];
             let t = table_with_ids(magic, 0x40_1000, &funcs, 0x80);
-            let names: Vec<String> = functions(&t)
+            let names: Vec<String> = functions(&t, None)
                 .expect("valid table")
                 .into_iter()
                 .map(|f| f.name)
@@ -315,7 +320,7 @@ mod tests {
             (0x1234_5678, "unknown magic 0x12345678"),
         ] {
             let t = table(magic, 0x40_1000, &[("a", 0)], 8);
-            let err = functions(&t).expect_err("old magic");
+            let err = functions(&t, None).expect_err("old magic");
             assert!(err.contains(expect), "{err}");
         }
     }
@@ -323,34 +328,40 @@ mod tests {
     #[test]
     fn rejects_corrupt_tables() {
         let good = table(GO120_MAGIC, 0x40_1000, &[("a", 0), ("b", 8)], 16);
-        assert!(functions(&good[..HEADER_SIZE - 1]).is_err());
+        assert!(functions(&good[..HEADER_SIZE - 1], None).is_err());
         assert!(
-            functions(&good[..good.len() - 20]).is_err(),
+            functions(&good[..good.len() - 20], None).is_err(),
             "truncated _func"
         );
 
         let mut bad_ptr = good.clone();
         bad_ptr[7] = 4;
-        assert!(functions(&bad_ptr).is_err());
+        assert!(functions(&bad_ptr, None).is_err());
 
         let mut bad_entry = good.clone();
         let pcln = header(&good).expect("valid header").pcln_offset;
         bad_entry[pcln..pcln + 4].copy_from_slice(&4u32.to_le_bytes());
-        assert!(functions(&bad_entry)
+        assert!(functions(&bad_entry, None)
             .expect_err("entry mismatch")
             .contains("does not repeat"));
 
         let unordered = table(GO120_MAGIC, 0x40_1000, &[("a", 8), ("b", 0)], 16);
-        assert!(functions(&unordered)
+        assert!(functions(&unordered, None)
             .expect_err("unordered")
             .contains("before it starts"));
 
-        assert!(functions(&table(GO120_MAGIC, 0, &[("a", 0)], 8))
+        // Go 1.26+ leaves textStart 0: the .text section's address stands in.
+        let no_text_start = table(GO120_MAGIC, 0, &[("a", 0)], 8);
+        assert!(functions(&no_text_start, None)
             .expect_err("no text")
             .contains("textStart"));
-        assert!(functions(&table(GO120_MAGIC, 0x40_1000, &[], 0)).is_err());
+        assert_eq!(
+            functions(&no_text_start, Some(0x40_1000)),
+            Ok(vec![raw("a", 0x40_1000, 8)])
+        );
+        assert!(functions(&table(GO120_MAGIC, 0x40_1000, &[], 0), None).is_err());
         let overflow = table(GO120_MAGIC, u64::MAX - 4, &[("a", 8)], 16);
-        assert!(functions(&overflow)
+        assert!(functions(&overflow, None)
             .expect_err("overflow")
             .contains("overflows"));
     }
@@ -362,7 +373,7 @@ mod tests {
         section.extend_from_slice(&t);
         let found: Vec<&[u8]> = candidates(&section).collect();
         assert_eq!(found, vec![&section[24..]]);
-        assert_eq!(functions(found[0]), Ok(vec![raw("a", 0x40_1000, 8)]));
+        assert_eq!(functions(found[0], None), Ok(vec![raw("a", 0x40_1000, 8)]));
 
         let mut unaligned = vec![0xEEu8; 20];
         unaligned.extend_from_slice(&t);

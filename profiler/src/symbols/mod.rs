@@ -203,8 +203,9 @@ fn pclntab_functions(
     path: &Path,
     file: &object::File<'_>,
 ) -> Result<Vec<RawFunction>, SymbolError> {
+    let text = elf::text_address(file);
     if let Some(table) = elf::section(file, &[".gopclntab", ".data.rel.ro.gopclntab"]) {
-        return gopclntab::functions(table).map_err(|reason| SymbolError::BadPclntab {
+        return gopclntab::functions(table, text).map_err(|reason| SymbolError::BadPclntab {
             path: path.to_owned(),
             reason,
         });
@@ -213,7 +214,7 @@ fn pclntab_functions(
     elf::data_sections(file)
         .into_iter()
         .flat_map(gopclntab::candidates)
-        .find_map(|table| gopclntab::functions(table).ok())
+        .find_map(|table| gopclntab::functions(table, text).ok())
         .ok_or_else(|| SymbolError::NoSymbols {
             path: path.to_owned(),
         })

@@ -15,7 +15,7 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use apiprof_tests::{goserver::GoServer, recorder::Recording};
+use apiprof_tests::{goserver::GoServer, load::Http, recorder::Recording};
 
 const BUILD: &str = "goserver-go1.24-stripped";
 const ROUNDS: usize = 3;
@@ -115,12 +115,7 @@ async fn measure(load: &Load, condition: &str) -> Run {
 
 /// Sends `n` GETs of `url` over one HTTP/2 connection, [`CONCURRENCY`] at a time.
 async fn send(url: &str, n: usize) {
-    let client = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .http2_prior_knowledge()
-        .user_agent("apiprof-bench/1.0")
-        .build()
-        .expect("building the HTTP client");
+    let (client, ..) = Http::Two.client("apiprof-bench/1.0");
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
         let (client, url) = (client.clone(), url.to_owned());
