@@ -34,7 +34,6 @@ enum Body {
 impl Client {
     /// Sends one request and records it with the verb, resource and rv_class the
     /// apiserver gives it; returns the response body parsed as JSON (null if it is not).
-    #[allow(clippy::too_many_arguments)]
     async fn send(
         &mut self,
         method: Method,
