@@ -4,6 +4,7 @@ use std::{
     fs::File,
     io::{BufRead, BufReader},
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{SystemTime, UNIX_EPOCH},
@@ -40,7 +41,7 @@ impl ApiServer {
         let etcd_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let etcd_bin = sid_dir().join("usr/bin/etcd");
-        let etcd = Command::new(&etcd_bin)
+        let etcd = dies_with_parent(&mut Command::new(&etcd_bin))
             .arg("--data-dir")
             .arg(dir.path().join("etcd"))
             .args(["--listen-client-urls", &etcd_url])
@@ -59,7 +60,7 @@ impl ApiServer {
             .as_nanos();
         let token = format!("apiprof-{}-{nanos}", std::process::id());
         let path = fixtures_dir().join(build);
-        let mut server = Command::new(&path)
+        let mut server = dies_with_parent(&mut Command::new(&path))
             .args(["-etcd", &etcd_url, "-token", &token, "-cert-dir"])
             .arg(dir.path().join("certs"))
             .args(args)
@@ -124,6 +125,21 @@ impl Drop for ApiServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Makes the child get SIGKILL when the thread that started it dies, so a test killed
+/// before its guard drops leaves no etcd or apiserver behind.
+fn dies_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
     }
 }
 
