@@ -8,6 +8,8 @@ pub mod kind {
     pub const HTTP_RESPONSE: u32 = 2;
     /// An [`crate::alloc::AllocEvent`]: the Go runtime sampled a heap allocation.
     pub const ALLOC: u32 = 3;
+    /// A [`crate::cpu::CpuEvent`]: the sampling clock found the process on CPU.
+    pub const CPU: u32 = 4;
 }
 
 /// First field of every event written to the ring buffer: the decoder reads it before

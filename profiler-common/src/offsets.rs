@@ -3,7 +3,7 @@
 //! Userspace picks the values for the Go version the observed binary was built with from
 //! the generated table (`profiler/src/offsets/go_offsets.json`, `cargo xtask offsets`).
 
-/// Byte offsets of the Go fields the HTTP probes read.
+/// Byte offsets of the Go fields the probes read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GoOffsets {
@@ -31,9 +31,14 @@ pub struct GoOffsets {
     /// Go's own HTTP/2 server creates, whose URL pointer the `*http.Request` served
     /// shares.
     pub h2_server_request_url: u64,
+    /// `runtime.g.m` (`*m`): the thread a goroutine runs on.
+    pub g_m: u64,
+    /// `runtime.m.curg` (`*g`): the user goroutine a thread runs, also while it works
+    /// on its system stack (`g0`) for it; nil in the scheduler.
+    pub m_curg: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 11 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 13 * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

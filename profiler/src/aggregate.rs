@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::{
     capture::Capture,
-    served::{attribute, AllocCost, Served},
+    served::{attribute, AllocCost, Attribution, Served},
 };
 
 /// What requests can be grouped by (`apiprof report --by`).
@@ -146,6 +146,11 @@ pub struct Row {
     pub alloc_bytes: u64,
     /// Allocation samples behind `alloc_bytes`.
     pub alloc_samples: u64,
+    /// On-CPU time of the row's goroutines (and those they started), seconds: samples ×
+    /// the sampling period.
+    pub cpu_seconds: f64,
+    /// On-CPU samples behind `cpu_seconds`.
+    pub cpu_samples: u64,
 }
 
 /// Everything `apiprof report` prints.
@@ -156,6 +161,8 @@ pub struct Report {
     /// The observed process's `runtime.MemProfileRate` (bytes per allocation sample on
     /// average; 0: allocations not tracked).
     pub mem_profile_rate: u64,
+    /// CPU time each on-CPU sample stands for, nanoseconds (0: CPU not sampled).
+    pub cpu_sample_period_ns: u64,
     /// Rows, most requests first (ties in key order).
     pub requests: Vec<Row>,
     /// Events the kernel could not hand over; counts above are low by up to this many.
@@ -176,14 +183,19 @@ pub fn aggregate(capture: &Capture, by: &[Dimension]) -> Report {
         let key = by.iter().map(|d| d.of(s).to_string()).collect();
         groups.entry(key).or_default().push(s);
     }
-    let mut requests: Vec<Row> = groups.into_values().map(|members| row(&members)).collect();
+    let period_ns = capture.header.cpu_sample_period_ns;
+    let mut requests: Vec<Row> = groups
+        .into_values()
+        .map(|members| row(&members, period_ns))
+        .collect();
     requests.sort_by_key(|r| std::cmp::Reverse(r.count));
-    if capture.header.mem_profile_rate > 0 {
-        requests.push(background_row(attribution.background));
+    if capture.header.mem_profile_rate > 0 || period_ns > 0 {
+        requests.push(background_row(&attribution, period_ns));
     }
     Report {
         by: by.iter().map(|d| d.name()).collect(),
         mem_profile_rate: capture.header.mem_profile_rate,
+        cpu_sample_period_ns: period_ns,
         requests,
         dropped_events: capture.end.as_ref().map_or(0, |e| e.dropped_events),
         truncated_requests: capture.requests.iter().filter(|r| r.truncated).count() as u64,
@@ -191,7 +203,12 @@ pub fn aggregate(capture: &Capture, by: &[Dimension]) -> Report {
     }
 }
 
-fn row(members: &[&Served]) -> Row {
+/// Seconds of CPU that `samples` taken every `period_ns` stand for.
+fn cpu_seconds(samples: u64, period_ns: u64) -> f64 {
+    (samples * period_ns) as f64 / 1e9
+}
+
+fn row(members: &[&Served], period_ns: u64) -> Row {
     let mut dimensions = Map::new();
     for d in Dimension::ALL {
         let first = d.of(members[0]);
@@ -204,10 +221,12 @@ fn row(members: &[&Served]) -> Row {
     let mut status = BTreeMap::new();
     let mut latencies = Vec::new();
     let mut alloc = AllocCost::default();
+    let mut cpu_samples = 0;
     let (mut response_bytes, mut in_flight, mut watch_ns, mut watch_events) = (0, 0, 0, 0);
     for s in members {
         alloc.bytes += s.alloc.bytes;
         alloc.samples += s.alloc.samples;
+        cpu_samples += s.cpu_samples;
         let Some(response) = s.response else {
             in_flight += 1;
             continue;
@@ -236,11 +255,15 @@ fn row(members: &[&Served]) -> Row {
         watch_events,
         alloc_bytes: alloc.bytes.round() as u64,
         alloc_samples: alloc.samples,
+        cpu_seconds: cpu_seconds(cpu_samples, period_ns),
+        cpu_samples,
     }
 }
 
 /// The row of work outside any request: no dimension applies.
-fn background_row(alloc: AllocCost) -> Row {
+fn background_row(attribution: &Attribution, period_ns: u64) -> Row {
+    let alloc = attribution.background;
+    let cpu_samples = attribution.background_cpu_samples;
     Row {
         dimensions: Dimension::ALL
             .iter()
@@ -257,6 +280,8 @@ fn background_row(alloc: AllocCost) -> Row {
         watch_events: 0,
         alloc_bytes: alloc.bytes.round() as u64,
         alloc_samples: alloc.samples,
+        cpu_seconds: cpu_seconds(cpu_samples, period_ns),
+        cpu_samples,
     }
 }
 

@@ -34,6 +34,8 @@ pub enum Record {
     Stack(Stack),
     /// A sampled heap allocation.
     Alloc(Alloc),
+    /// An on-CPU sample.
+    Cpu(Cpu),
     /// The recording ended.
     End(End),
 }
@@ -61,6 +63,10 @@ pub struct Header {
     /// Where `mem_profile_rate` was read: "symtab", "machine code" (stripped binaries),
     /// "GODEBUG" or "default".
     pub mem_profile_rate_source: String,
+    /// CPU time each on-CPU sample stands for, nanoseconds; 0 when CPU was not sampled
+    /// (and in captures of apiprof versions before CPU sampling).
+    #[serde(default)]
+    pub cpu_sample_period_ns: u64,
 }
 
 /// A symbolized stack, written once before the first record that names it.
@@ -84,6 +90,21 @@ pub struct Alloc {
     /// Bytes of the sampled allocation.
     pub size: u64,
     /// The [`Stack`] it was made from.
+    pub stack_id: u32,
+}
+
+/// An on-CPU sample: one sampling period of CPU time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The goroutine on CPU.
+    pub goroutine: u64,
+    /// The `*http.Request` it worked for; 0 outside any request (background).
+    pub request: u64,
+    /// Whether the thread was in the kernel (a system call or fault) for it.
+    pub kernel: bool,
+    /// The [`Stack`] it was on.
     pub stack_id: u32,
 }
 
@@ -183,6 +204,8 @@ pub struct Capture {
     pub responses: Vec<HttpResponse>,
     /// Every allocation sample, in file order.
     pub allocs: Vec<Alloc>,
+    /// Every on-CPU sample, in file order.
+    pub cpu: Vec<Cpu>,
     /// Stacks by id.
     pub stacks: Vec<Stack>,
     /// The end record; `None` when the capture was cut short.
@@ -209,6 +232,7 @@ impl Capture {
         let mut requests = Vec::new();
         let mut responses = Vec::new();
         let mut allocs = Vec::new();
+        let mut cpu = Vec::new();
         let mut stacks = Vec::new();
         let mut end = None;
         while let Some((index, line)) = lines.next() {
@@ -236,6 +260,7 @@ impl Capture {
                 Record::HttpResponse(r) => responses.push(r),
                 Record::Stack(s) => stacks.push(s),
                 Record::Alloc(a) => allocs.push(a),
+                Record::Cpu(c) => cpu.push(c),
                 Record::End(e) => end = Some(e),
             }
         }
@@ -251,6 +276,7 @@ impl Capture {
             requests,
             responses,
             allocs,
+            cpu,
             stacks,
             end,
         })

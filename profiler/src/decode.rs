@@ -5,6 +5,7 @@ use std::mem::size_of;
 
 use profiler_common::{
     alloc::AllocEvent,
+    cpu::{CpuEvent, MODE_KERNEL},
     event::{kind, EventHeader},
     http::{HttpRequestEvent, HttpResponseEvent},
 };
@@ -19,6 +20,23 @@ pub enum Event {
     HttpResponse(HttpResponse),
     /// The Go runtime sampled a heap allocation.
     Alloc(AllocSample),
+    /// The sampling clock found the process on CPU.
+    Cpu(CpuSample),
+}
+
+/// One on-CPU sample, its stack still as addresses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuSample {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The goroutine on CPU (the thread's `g` when it ran none).
+    pub goroutine: u64,
+    /// The `*http.Request` it worked for; 0 outside any request.
+    pub request: u64,
+    /// Whether the thread was in the kernel (a system call or fault) for it.
+    pub kernel: bool,
+    /// User stack, innermost return address first.
+    pub stack: Vec<u64>,
 }
 
 /// One sampled heap allocation, its stack still as addresses.
@@ -116,18 +134,32 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         kind::ALLOC => {
             let raw: AllocEvent = read(bytes, header.kind)?;
-            let depth = (raw.stack_len as usize).min(raw.stack.len());
             Ok(Event::Alloc(AllocSample {
                 ktime_ns: raw.header.ktime_ns,
                 goroutine: raw.header.goroutine,
                 request: raw.request,
                 address: raw.address,
                 size: raw.size,
-                stack: raw.stack[..depth].to_vec(),
+                stack: stack(&raw.stack, raw.stack_len),
+            }))
+        }
+        kind::CPU => {
+            let raw: CpuEvent = read(bytes, header.kind)?;
+            Ok(Event::Cpu(CpuSample {
+                ktime_ns: raw.header.ktime_ns,
+                goroutine: raw.header.goroutine,
+                request: raw.request,
+                kernel: raw.mode == MODE_KERNEL,
+                stack: stack(&raw.stack, raw.stack_len),
             }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
     }
+}
+
+/// The valid frames of a kernel stack copy.
+fn stack(frames: &[u64], len: u64) -> Vec<u64> {
+    frames[..(len as usize).min(frames.len())].to_vec()
 }
 
 fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {

@@ -5,9 +5,11 @@ use std::{num::NonZeroU32, path::PathBuf};
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
         uprobe::{UProbeAttachLocation, UProbeScope},
-        ProgramError, UProbe,
+        PerfEvent, ProgramError, UProbe,
     },
+    util::online_cpus,
     Ebpf, EbpfError,
 };
 use profiler_common::offsets::GoOffsets;
@@ -69,6 +71,15 @@ pub enum LoadError {
         /// The Go function.
         function: String,
     },
+    /// The CPU sampling clock could not be started.
+    #[error("starting the CPU sampler ({what}): {source}; apiprof needs root (CAP_PERFMON), or record with --no-cpu")]
+    Sampler {
+        /// The step that failed.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The object lacks a map or program this build expects.
     #[error("the eBPF object has no usable {name} ({reason}): rebuild apiprof")]
     Object {
@@ -77,6 +88,16 @@ pub enum LoadError {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// What apiprof records besides requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tracking {
+    /// Attribute the runtime's heap allocation samples.
+    pub allocs: bool,
+    /// Sample on-CPU time every this many nanoseconds of CPU, on every CPU; `None`: no
+    /// CPU samples.
+    pub cpu_period_ns: Option<u64>,
 }
 
 /// Loaded programs attached to one process, and the maps userspace reads.
@@ -94,9 +115,10 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Loads the eBPF object and attaches the HTTP probes to `target`, and the
-    /// allocation probes when `track_allocs`.
-    pub fn attach(target: &Target, track_allocs: bool) -> Result<Self, LoadError> {
+    /// Loads the eBPF object and attaches the HTTP probes to `target`, and what
+    /// `tracking` asks for: allocation probes, the CPU sampler, and the goroutine lineage
+    /// both attribute through.
+    pub fn attach(target: &Target, tracking: Tracking) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
         let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Load { source })?;
         set_offsets(&mut ebpf, target.pid, go_offsets)?;
@@ -106,11 +128,13 @@ impl Probes {
             reason: "pid 0".into(),
         })?;
         let mut functions = Vec::new();
-        let families: &[&[Probe]] = if track_allocs {
-            &[probes::HTTP, probes::ALLOC]
-        } else {
-            &[probes::HTTP]
-        };
+        let mut families = vec![probes::HTTP];
+        if tracking.allocs || tracking.cpu_period_ns.is_some() {
+            families.push(probes::LINEAGE);
+        }
+        if tracking.allocs {
+            families.push(probes::ALLOC);
+        }
         // What optional probes provide, and whether any probe attached for it.
         let mut provided: Vec<(&str, bool)> = Vec::new();
         for probe in families.iter().copied().flatten() {
@@ -136,7 +160,10 @@ impl Probes {
                 "none of the functions that provide this is in the binary; reports will lack it"
             );
         }
-        info!(pid = target.pid, go = %target.binary.go_version(), functions = functions.len(), "probes attached");
+        if let Some(period_ns) = tracking.cpu_period_ns {
+            attach_cpu_sampler(&mut ebpf, period_ns)?;
+        }
+        info!(pid = target.pid, go = %target.binary.go_version(), functions = functions.len(), ?tracking, "probes attached");
 
         let events = take_map(&mut ebpf, "EVENTS")?;
         let dropped = take_map(&mut ebpf, "DROPPED")?;
@@ -208,6 +235,41 @@ fn attach(
         debug!(program, function = %function.name, points = addresses.len(), "attached");
     }
     Ok(found.into_iter().map(|f| f.name).collect())
+}
+
+/// Starts the sampling clock: a software CPU-clock perf event on every online CPU (it
+/// works in VMs without a hardware PMU), running `cpu_sample` every `period_ns` of CPU
+/// time; the program keeps only samples of observed processes. The kernel keeps a
+/// CPU clock's period fixed, so each sample stands for exactly `period_ns`.
+fn attach_cpu_sampler(ebpf: &mut Ebpf, period_ns: u64) -> Result<(), LoadError> {
+    let sampler = |what, source: Box<dyn std::error::Error + Send + Sync>| LoadError::Sampler {
+        what,
+        source,
+    };
+    let program: &mut PerfEvent = ebpf
+        .program_mut("cpu_sample")
+        .ok_or_else(|| LoadError::Object {
+            name: "cpu_sample",
+            reason: "missing".into(),
+        })?
+        .try_into()
+        .map_err(|e| sampler("loading cpu_sample", Box::new(e)))?;
+    program
+        .load()
+        .map_err(|e| sampler("loading cpu_sample", Box::new(e)))?;
+    let cpus = online_cpus().map_err(|(_, e)| sampler("listing online CPUs", Box::new(e)))?;
+    for cpu in &cpus {
+        program
+            .attach(
+                PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                PerfEventScope::AllProcessesOneCpu { cpu: *cpu },
+                SamplePolicy::Period(period_ns),
+                false,
+            )
+            .map_err(|e| sampler("perf_event_open of a CPU clock", Box::new(e)))?;
+    }
+    debug!(cpus = cpus.len(), period_ns, "CPU sampler attached");
+    Ok(())
 }
 
 fn set_offsets(ebpf: &mut Ebpf, pid: u32, go_offsets: GoOffsets) -> Result<(), LoadError> {

@@ -115,9 +115,9 @@ pub const HTTP: &[Probe] = &[
 
 const NEWPROC1: &str = "runtime.newproc1";
 
-/// Probes that attribute Go heap allocations to requests: goroutine lineage and the
-/// runtime's memory-profile samples.
-pub const ALLOC: &[Probe] = &[
+/// Goroutine lineage: a goroutine a handler starts works for its request, so its
+/// allocations and CPU samples are the request's.
+pub const LINEAGE: &[Probe] = &[
     Probe {
         program: "go_newproc",
         functions: &[NEWPROC1],
@@ -132,11 +132,13 @@ pub const ALLOC: &[Probe] = &[
         provides: "goroutine lineage",
         required: true,
     },
-    Probe {
-        program: "go_alloc",
-        functions: &["runtime.profilealloc"],
-        at: At::Entry,
-        provides: "allocation samples",
-        required: true,
-    },
 ];
+
+/// The runtime's memory-profile samples, attributed to requests through [`LINEAGE`].
+pub const ALLOC: &[Probe] = &[Probe {
+    program: "go_alloc",
+    functions: &["runtime.profilealloc"],
+    at: At::Entry,
+    provides: "allocation samples",
+    required: true,
+}];

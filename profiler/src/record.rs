@@ -6,7 +6,7 @@ use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{debug, warn};
 
 use crate::{
-    capture::{Alloc, CaptureError, End, Record, Stack, Writer},
+    capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
     decode::{decode, Event},
     loader::Probes,
     repeats::Repeats,
@@ -173,6 +173,16 @@ fn drain(
                     goroutine: a.goroutine,
                     request: a.request,
                     size: a.size,
+                    stack_id,
+                })
+            }
+            Ok(Event::Cpu(c)) => {
+                let stack_id = out.stacks.id(c.stack, out.writer)?;
+                Record::Cpu(Cpu {
+                    ktime_ns: c.ktime_ns,
+                    goroutine: c.goroutine,
+                    request: c.request,
+                    kernel: c.kernel,
                     stack_id,
                 })
             }

@@ -30,6 +30,8 @@ impl Repeats {
                 false
             }
             Event::Alloc(a) => self.allocated.insert(a.goroutine, a.address) == Some(a.address),
+            // Perf-event programs do not single-step: they never run twice.
+            Event::Cpu(_) => false,
         };
         self.dropped += u64::from(repeat);
         repeat

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::{
-    capture::{Alloc, Capture},
+    capture::Capture,
     decode::{HttpRequest, HttpResponse},
     k8s::{Query, RequestInfo, RvClass, Selector},
 };
@@ -26,6 +26,8 @@ pub struct Served<'a> {
     pub selector: Selector,
     /// Heap allocated while serving it, on its goroutine and those it started.
     pub alloc: AllocCost,
+    /// On-CPU samples taken while its goroutine, or one it started, was on CPU.
+    pub cpu_samples: u64,
 }
 
 /// Sampled heap allocation, scaled to estimated bytes as pprof scales heap profiles.
@@ -58,6 +60,8 @@ pub struct Attribution<'a> {
     pub served: Vec<Served<'a>>,
     /// Allocations made outside any request.
     pub background: AllocCost,
+    /// On-CPU samples outside any request.
+    pub background_cpu_samples: u64,
 }
 
 impl Served<'_> {
@@ -73,11 +77,11 @@ impl Served<'_> {
     }
 }
 
-/// Joins every request start in `capture` with its end and its allocations. An end
-/// pairs with the latest unpaired start of the same `*http.Request` before it (addresses
-/// are reused only after a request is done); an allocation goes to the latest start of
-/// its request before it, even after the end (a goroutine the handler started may
-/// outlive it).
+/// Joins every request start in `capture` with its end, its allocations and its CPU
+/// samples. An end pairs with the latest unpaired start of the same `*http.Request`
+/// before it (addresses are reused only after a request is done); a sample goes to the
+/// latest start of its request before it, even after the end (a goroutine the handler
+/// started may outlive it).
 pub fn attribute(capture: &Capture) -> Attribution<'_> {
     enum Step<'a> {
         Start(usize),
@@ -111,41 +115,58 @@ pub fn attribute(capture: &Capture) -> Attribution<'_> {
         .zip(ends)
         .map(|(request, response)| classify(request, response))
         .collect();
-    let background = assign_allocs(capture, &mut served);
-    Attribution { served, background }
-}
-
-/// Adds each allocation to its request; returns the cost of those outside any.
-fn assign_allocs(capture: &Capture, served: &mut [Served]) -> AllocCost {
+    let owners = Owners::new(&served);
     let rate = capture.header.mem_profile_rate;
-    let mut starts: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
-    for (i, s) in served.iter().enumerate() {
-        starts
-            .entry(s.request.request)
-            .or_default()
-            .push((s.request.ktime_ns, i));
-    }
-    for list in starts.values_mut() {
-        list.sort_unstable();
-    }
     let mut background = AllocCost::default();
-    for Alloc {
-        ktime_ns,
-        request,
-        size,
-        ..
-    } in &capture.allocs
-    {
-        let owner = starts.get(request).and_then(|list| {
-            let n = list.partition_point(|(start, _)| start <= ktime_ns);
-            n.checked_sub(1).map(|i| list[i].1)
-        });
-        match owner {
-            Some(i) if *request != 0 => served[i].alloc.add(*size, rate),
-            _ => background.add(*size, rate),
+    for a in &capture.allocs {
+        match owners.of(a.request, a.ktime_ns) {
+            Some(i) => served[i].alloc.add(a.size, rate),
+            None => background.add(a.size, rate),
         }
     }
-    background
+    let mut background_cpu_samples = 0;
+    for c in &capture.cpu {
+        match owners.of(c.request, c.ktime_ns) {
+            Some(i) => served[i].cpu_samples += 1,
+            None => background_cpu_samples += 1,
+        }
+    }
+    Attribution {
+        served,
+        background,
+        background_cpu_samples,
+    }
+}
+
+/// The starts of each `*http.Request` address, to find which served request a sample
+/// taken for that address at some time belongs to.
+struct Owners(HashMap<u64, Vec<(u64, usize)>>);
+
+impl Owners {
+    fn new(served: &[Served]) -> Self {
+        let mut starts: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
+        for (i, s) in served.iter().enumerate() {
+            starts
+                .entry(s.request.request)
+                .or_default()
+                .push((s.request.ktime_ns, i));
+        }
+        for list in starts.values_mut() {
+            list.sort_unstable();
+        }
+        Self(starts)
+    }
+
+    /// The index of the latest start of `request` at or before `ktime_ns`; `None` for
+    /// request 0 (outside any request) or one whose start was not recorded.
+    fn of(&self, request: u64, ktime_ns: u64) -> Option<usize> {
+        if request == 0 {
+            return None;
+        }
+        let list = self.0.get(&request)?;
+        let n = list.partition_point(|(start, _)| *start <= ktime_ns);
+        n.checked_sub(1).map(|i| list[i].1)
+    }
 }
 
 fn classify<'a>(request: &'a HttpRequest, response: Option<&'a HttpResponse>) -> Served<'a> {
@@ -160,6 +181,7 @@ fn classify<'a>(request: &'a HttpRequest, response: Option<&'a HttpResponse>) ->
         limit: query.non_empty("limit").and_then(|l| l.parse().ok()),
         selector: Selector::of(&query),
         alloc: AllocCost::default(),
+        cpu_samples: 0,
         info,
         request,
         response,

@@ -37,6 +37,8 @@ var fields = []string{
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.Name",
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.Value",
 	"vendor/golang.org/x/net/http2/hpack.HeaderField.(size)",
+	"runtime.g.m",
+	"runtime.m.curg",
 }
 
 // keepServers makes the linker keep net/http's servers (and their types' DWARF).

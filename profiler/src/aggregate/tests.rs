@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::served::AllocCost;
 use crate::{
-    capture::{Alloc, End, Header, FORMAT_VERSION},
+    capture::{Alloc, Cpu, End, Header, FORMAT_VERSION},
     decode::{HttpRequest, HttpResponse},
     symbols::SymbolSource,
 };
@@ -45,6 +45,7 @@ fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) 
         started_unix_ms: 0,
         mem_profile_rate: 0,
         mem_profile_rate_source: "default".into(),
+        cpu_sample_period_ns: 0,
     };
     let end = end.then(|| End {
         dropped_events: 3,
@@ -55,6 +56,7 @@ fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) 
         requests,
         responses,
         allocs: vec![],
+        cpu: vec![],
         stacks: vec![],
         end,
     }
@@ -214,6 +216,60 @@ fn allocations_go_to_the_request_instance_their_goroutine_served_and_the_rest_to
         ]
     );
     assert_eq!(r.mem_profile_rate, 1);
+}
+
+fn cpu(at: u64, ptr: u64, kernel: bool) -> Cpu {
+    Cpu {
+        ktime_ns: at,
+        goroutine: 3,
+        request: ptr,
+        kernel,
+        stack_id: 0,
+    }
+}
+
+#[test]
+fn cpu_samples_go_to_the_request_instance_their_goroutine_served_each_worth_one_period() {
+    let mut c = capture(
+        vec![
+            request(0, 0xa, "one", "GET", PODS, ""),
+            request(100, 0xa, "two", "GET", PODS, ""),
+        ],
+        vec![response(50, 0xa, 200, 1, 1), response(150, 0xa, 200, 1, 1)],
+        true,
+    );
+    c.header.cpu_sample_period_ns = 10_000_000;
+    c.cpu = vec![
+        cpu(10, 0xa, false),
+        cpu(20, 0xa, true),
+        // A goroutine the first request started, after it ended.
+        cpu(60, 0xa, false),
+        cpu(110, 0xa, true),
+        cpu(130, 0, false),
+        cpu(140, 0xdead, false),
+    ];
+    let r = aggregate(&c, &[Dimension::UserAgent]);
+    let rows: Vec<_> = r
+        .requests
+        .iter()
+        .map(|row| {
+            (
+                row.dimensions["user_agent"].clone(),
+                row.background,
+                row.cpu_samples,
+                row.cpu_seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("one".into(), false, 3, 0.03),
+            ("two".into(), false, 1, 0.01),
+            (Value::Null, true, 2, 0.02),
+        ]
+    );
+    assert_eq!((r.cpu_sample_period_ns, r.mem_profile_rate), (10_000_000, 0));
 }
 
 #[test]

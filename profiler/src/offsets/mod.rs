@@ -82,6 +82,8 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         h2_field_name: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Name")?,
         h2_field_value: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Value")?,
         h2_server_request_url: field("net/http/internal/http2.ServerRequest.URL")?,
+        g_m: field("runtime.g.m")?,
+        m_curg: field("runtime.m.curg")?,
     })
 }
 

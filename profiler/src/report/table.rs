@@ -20,6 +20,8 @@ pub fn table(report: &Report) -> String {
             "IN_FLIGHT",
             "ALLOC_BYTES",
             "ALLOC_SAMPLES",
+            "CPU_S",
+            "CPU_SAMPLES",
         ]
         .map(String::from),
     );
@@ -63,6 +65,16 @@ pub fn table(report: &Report) -> String {
         );
     } else {
         out.push_str("heap allocations were not tracked\n");
+    }
+    if report.cpu_sample_period_ns > 0 {
+        let _ = writeln!(
+            out,
+            "CPU sampled every {:.1} ms of CPU time ({:.0} Hz per CPU); CPU_S is samples × that period",
+            report.cpu_sample_period_ns as f64 / 1e6,
+            1e9 / report.cpu_sample_period_ns as f64
+        );
+    } else {
+        out.push_str("CPU was not sampled\n");
     }
     if report.truncated_requests > 0 {
         let _ = writeln!(
@@ -109,6 +121,8 @@ fn cells(report: &Report, row: &Row) -> Vec<String> {
         row.in_flight.to_string(),
         row.alloc_bytes.to_string(),
         row.alloc_samples.to_string(),
+        format!("{:.3}", row.cpu_seconds),
+        row.cpu_samples.to_string(),
     ]);
     cells
 }
@@ -134,6 +148,8 @@ mod tests {
             background: false,
             alloc_bytes: 1000 * count,
             alloc_samples: count,
+            cpu_seconds: 0.0101 * count as f64,
+            cpu_samples: count,
             count,
             status,
             response_bytes: 10 * count,
@@ -146,6 +162,7 @@ mod tests {
         let report = Report {
             by: vec!["user_agent", "verb"],
             mem_profile_rate: 512 * 1024,
+            cpu_sample_period_ns: 10_101_010,
             requests: vec![
                 row(
                     "kubectl/v1.36",
@@ -162,11 +179,12 @@ mod tests {
         };
         assert_eq!(
             table(&report),
-            "USER_AGENT     VERB   COUNT        STATUS  BYTES  P50_MS  P99_MS  IN_FLIGHT  ALLOC_BYTES  ALLOC_SAMPLES\n\
-             kubectl/v1.36  list      12  200x11,404x1    120    1.50    1.50          0        12000             12\n\
-             \"\"             watch      3             -     30       -       -          0         3000              3\n\
+            "USER_AGENT     VERB   COUNT        STATUS  BYTES  P50_MS  P99_MS  IN_FLIGHT  ALLOC_BYTES  ALLOC_SAMPLES  CPU_S  CPU_SAMPLES\n\
+             kubectl/v1.36  list      12  200x11,404x1    120    1.50    1.50          0        12000             12  0.121           12\n\
+             \"\"             watch      3             -     30       -       -          0         3000              3  0.030            3\n\
              \n15 requests, 2 dropped events\n\
              heap allocations sampled about once per 524288 bytes (runtime.MemProfileRate); ALLOC_BYTES scales the samples as pprof does\n\
+             CPU sampled every 10.1 ms of CPU time (99 Hz per CPU); CPU_S is samples × that period\n\
              capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n"
         );
     }

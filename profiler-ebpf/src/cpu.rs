@@ -1,0 +1,94 @@
+//! On-CPU samples: a software CPU-clock perf event on every CPU runs this program once per
+//! sampling period; samples of observed processes go to userspace with the goroutine on
+//! CPU, the request it works for and its user stack.
+
+use aya_ebpf::{
+    bindings::{pt_regs, BPF_F_USER_STACK},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel,
+        generated::{bpf_get_stack, bpf_task_pt_regs},
+    },
+    macros::perf_event,
+    programs::PerfEventContext,
+    EbpfContext,
+};
+use profiler_common::{
+    alloc::STACK_DEPTH,
+    cpu::{CpuEvent, MODE_KERNEL, MODE_USER},
+    event::kind,
+    offsets::GoOffsets,
+};
+
+use crate::{
+    go,
+    http::{header, wakeup_flags},
+    maps::{count_dropped, offsets, EVENTS, REQUEST_OF},
+};
+
+/// The sampling clock fired on some CPU. Threads of unobserved processes are ignored.
+#[perf_event]
+pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
+        return 0;
+    };
+    // SAFETY: the kernel hands the program its bpf_perf_event_data.
+    let regs = unsafe { &(*ctx.ctx).regs };
+    // The privilege level of the interrupted code is in the low bits of CS.
+    let (mode, r14) = if regs.cs & 3 == 3 {
+        (MODE_USER, regs.r14)
+    } else {
+        (MODE_KERNEL, user_r14().unwrap_or(0))
+    };
+    let goroutine = current_user_goroutine(r14, &offsets);
+    let Some(mut entry) = EVENTS.reserve::<CpuEvent>(0) else {
+        count_dropped();
+        return 0;
+    };
+    // SAFETY: reserved ring-buffer memory large enough for the event; every field the
+    // decoder reads is written below before submit.
+    let event = unsafe { &mut *entry.as_mut_ptr() };
+    event.header = header(kind::CPU, pid_tgid, goroutine);
+    // SAFETY: the value is copied out.
+    event.request = unsafe { REQUEST_OF.get(goroutine) }.copied().unwrap_or(0);
+    event.mode = mode;
+    // SAFETY: the buffer is the event's own stack array, of the size passed. For a
+    // sample in the kernel, BPF_F_USER_STACK walks from the registers saved at entry.
+    let bytes = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            event.stack.as_mut_ptr().cast(),
+            (STACK_DEPTH * 8) as u32,
+            u64::from(BPF_F_USER_STACK),
+        )
+    };
+    event.stack_len = if bytes > 0 { bytes as u64 / 8 } else { 0 };
+    entry.submit(wakeup_flags());
+    0
+}
+
+/// R14 as the thread left user mode (system call, fault): the registers the kernel
+/// saved at entry.
+fn user_r14() -> Option<u64> {
+    // SAFETY: helpers without preconditions; the task's saved registers are read with
+    // bpf_probe_read_kernel, which checks the address.
+    unsafe {
+        let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const pt_regs;
+        if regs.is_null() {
+            return None;
+        }
+        bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r14)).ok()
+    }
+}
+
+/// The user goroutine a thread runs: `g.m.curg` of the `g` in R14. It differs from that
+/// `g` while the thread works on its system stack (`g0`) for the goroutine (GC assist,
+/// large allocations), as in Go's own CPU profiler; when it is nil (the scheduler) or
+/// unreadable, the `g` itself.
+fn current_user_goroutine(g: u64, offsets: &GoOffsets) -> u64 {
+    go::read_u64(g + offsets.g_m)
+        .and_then(|m| go::read_u64(m + offsets.m_curg))
+        .ok()
+        .filter(|curg| *curg != 0)
+        .unwrap_or(g)
+}
