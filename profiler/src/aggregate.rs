@@ -93,7 +93,7 @@ impl Dimension {
 
     /// Its value for one request: a string, a number, or null where it does not apply
     /// (rv_class of writes, limit when absent).
-    fn of(self, s: &Served) -> Value {
+    pub fn of(self, s: &Served) -> Value {
         let text = |t: &str| Value::String(t.to_owned());
         match self {
             Self::UserAgent => text(&s.request.user_agent),
@@ -292,4 +292,4 @@ fn percentile_ms(sorted_ns: &[u64], p: usize) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod disasm;
 pub mod k8s;
 pub mod loader;
+pub mod mappings;
 pub mod offsets;
 pub mod probes;
 pub mod record;

@@ -9,6 +9,7 @@ use crate::{
     capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
     decode::{decode, Event},
     loader::Probes,
+    mappings::Mappings,
     repeats::Repeats,
     symbols::GoBinary,
 };
@@ -67,6 +68,7 @@ pub async fn record(
         writer,
         stacks: Stacks {
             binary,
+            mappings: Mappings::new(pid),
             ids: HashMap::new(),
         },
         repeats: Repeats::default(),
@@ -129,6 +131,7 @@ struct Output<'a> {
 /// Stacks already written to the capture, by their addresses.
 struct Stacks<'a> {
     binary: &'a GoBinary,
+    mappings: Mappings,
     ids: HashMap<Vec<u64>, u32>,
 }
 
@@ -143,7 +146,10 @@ impl Stacks<'_> {
             .iter()
             .map(|pc| match self.binary.function_at(*pc) {
                 Some(f) => f.name.clone(),
-                None => format!("{pc:#x}"),
+                None => match self.mappings.name(*pc) {
+                    Some(name) => name.to_owned(),
+                    None => format!("{pc:#x}"),
+                },
             })
             .collect();
         writer.write(&Record::Stack(Stack { id, frames }))?;

@@ -62,6 +62,11 @@ pub struct Attribution<'a> {
     pub background: AllocCost,
     /// On-CPU samples outside any request.
     pub background_cpu_samples: u64,
+    /// The request (index into `served`) of each of the capture's allocation samples, in
+    /// order; `None` outside any request.
+    pub alloc_owners: Vec<Option<usize>>,
+    /// The same for each on-CPU sample.
+    pub cpu_owners: Vec<Option<usize>>,
 }
 
 impl Served<'_> {
@@ -116,18 +121,28 @@ pub fn attribute(capture: &Capture) -> Attribution<'_> {
         .map(|(request, response)| classify(request, response))
         .collect();
     let owners = Owners::new(&served);
+    let alloc_owners: Vec<_> = capture
+        .allocs
+        .iter()
+        .map(|a| owners.of(a.request, a.ktime_ns))
+        .collect();
+    let cpu_owners: Vec<_> = capture
+        .cpu
+        .iter()
+        .map(|c| owners.of(c.request, c.ktime_ns))
+        .collect();
     let rate = capture.header.mem_profile_rate;
     let mut background = AllocCost::default();
-    for a in &capture.allocs {
-        match owners.of(a.request, a.ktime_ns) {
-            Some(i) => served[i].alloc.add(a.size, rate),
+    for (a, owner) in capture.allocs.iter().zip(&alloc_owners) {
+        match owner {
+            Some(i) => served[*i].alloc.add(a.size, rate),
             None => background.add(a.size, rate),
         }
     }
     let mut background_cpu_samples = 0;
-    for c in &capture.cpu {
-        match owners.of(c.request, c.ktime_ns) {
-            Some(i) => served[i].cpu_samples += 1,
+    for owner in &cpu_owners {
+        match owner {
+            Some(i) => served[*i].cpu_samples += 1,
             None => background_cpu_samples += 1,
         }
     }
@@ -135,6 +150,8 @@ pub fn attribute(capture: &Capture) -> Attribution<'_> {
         served,
         background,
         background_cpu_samples,
+        alloc_owners,
+        cpu_owners,
     }
 }
 

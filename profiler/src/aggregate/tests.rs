@@ -8,7 +8,7 @@ use crate::{
     symbols::SymbolSource,
 };
 
-fn request(at: u64, ptr: u64, ua: &str, method: &str, path: &str, query: &str) -> HttpRequest {
+pub(crate) fn request(at: u64, ptr: u64, ua: &str, method: &str, path: &str, query: &str) -> HttpRequest {
     HttpRequest {
         ktime_ns: at,
         tid: 1,
@@ -34,7 +34,7 @@ fn response(at: u64, ptr: u64, status: u16, bytes: u64, writes: u64) -> HttpResp
     }
 }
 
-fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) -> Capture {
+pub(crate) fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) -> Capture {
     let header = Header {
         format_version: FORMAT_VERSION,
         pid: 1,

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 
 use crate::{
     aggregate::{aggregate, Dimension, DEFAULT_BY},
     capture::Capture,
-    report,
+    report::{self, Weight},
 };
 
 /// Output formats.
@@ -17,6 +17,8 @@ enum Format {
     Table,
     /// JSON for programs.
     Json,
+    /// Folded stacks for flame graph tools, weighed by `--weight`.
+    Folded,
 }
 
 /// Arguments of `apiprof report`.
@@ -30,14 +32,22 @@ pub struct Args {
     /// Dimensions to group requests by, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = DEFAULT_BY)]
     by: Vec<Dimension>,
+    /// With `--format folded`: weigh stacks by on-CPU samples (`cpu`, the default) or
+    /// estimated heap bytes allocated (`alloc`).
+    #[arg(long, value_enum)]
+    weight: Option<Weight>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let capture = Capture::read(&args.file).context("reading the capture")?;
-    let report = aggregate(&capture, &args.by);
-    match args.format {
-        Format::Table => print!("{}", report::table(&report)),
-        Format::Json => println!("{}", report::json(&report)),
+    match (args.format, args.weight) {
+        (Format::Folded, weight) => print!(
+            "{}",
+            report::folded(&capture, &args.by, weight.unwrap_or(Weight::Cpu))
+        ),
+        (_, Some(_)) => bail!("--weight applies to --format folded only; add --format folded"),
+        (Format::Table, None) => print!("{}", report::table(&aggregate(&capture, &args.by))),
+        (Format::Json, None) => println!("{}", report::json(&aggregate(&capture, &args.by))),
     }
     Ok(())
 }

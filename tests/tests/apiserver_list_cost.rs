@@ -1,7 +1,8 @@
 //! Incident 001's second question — does a LIST served from the watch cache
-//! (`resourceVersion=0`) still cost apiserver memory? — answered on the apiserver
+//! (`resourceVersion=0`) still cost apiserver memory and CPU? — answered on the apiserver
 //! fixture: K ConfigMaps LISTed with resourceVersion unset and with resourceVersion=0,
-//! each by its own client, and the heap each LIST allocated printed side by side.
+//! each by its own client, and the heap each LIST allocated and the CPU it used printed
+//! side by side.
 //!
 //! Measured here (k8s.io/apiserver 0.36): both cost about the same, ~1.5x the JSON sent.
 //! Since Kubernetes 1.31 (ConsistentListFromCache, locked on since 1.34) an unset
@@ -20,8 +21,8 @@ use serde_json::json;
 
 /// Objects listed.
 const K: usize = 300;
-/// LISTs per client.
-const LISTS: u64 = 10;
+/// LISTs per client: enough for some tens of CPU samples at 99 Hz each.
+const LISTS: u64 = 40;
 /// Sampling rate: one sample per 4 KiB allocated on average, so a LIST of ~400 KiB of
 /// JSON yields about a hundred samples.
 const MEM_PROFILE_RATE: u64 = 4096;
@@ -75,11 +76,11 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
     let capture = recording.stop();
     let by = ["user_agent", "rv_class"];
     print!("{}", report(&capture, "table", &["--by", &by.join(",")]));
-    let report = report_json(&capture, &by);
-    assert_eq!(report["mem_profile_rate"], MEM_PROFILE_RATE);
+    let json = report_json(&capture, &by);
+    assert_eq!(json["mem_profile_rate"], MEM_PROFILE_RATE);
 
     let row = |ua: &str| {
-        report["requests"]
+        json["requests"]
             .as_array()
             .expect("rows")
             .iter()
@@ -93,26 +94,90 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
         (Some("most_recent"), Some("any"))
     );
     let per_list = |r: &serde_json::Value| r["alloc_bytes"].as_u64().expect("alloc_bytes") / LISTS;
+    let cpu_ms = |r: &serde_json::Value| {
+        r["cpu_seconds"].as_f64().expect("cpu_seconds") * 1e3 / LISTS as f64
+    };
     let response = received.iter().min().copied().unwrap_or_default() as u64;
     println!(
-        "\n{K} ConfigMaps of 1 KiB, {LISTS} LISTs each, MemProfileRate {MEM_PROFILE_RATE}:\n\
-         {:<36} {:>16} {:>10}\n\
-         {:<36} {:>16} {:>10}\n\
-         {:<36} {:>16} {:>10}\n\
+        "\n{K} ConfigMaps of 1 KiB, {LISTS} LISTs each, MemProfileRate {MEM_PROFILE_RATE}, CPU sampled at 99 Hz:\n\
+         {:<36} {:>16} {:>10} {:>12} {:>12}\n\
+         {:<36} {:>16} {:>10} {:>12.2} {:>12}\n\
+         {:<36} {:>16} {:>10} {:>12.2} {:>12}\n\
          (response ≈ {response} bytes of JSON)",
         "LIST",
         "heap bytes/LIST",
         "samples",
+        "CPU ms/LIST",
+        "CPU samples",
         "resourceVersion unset (consistent)",
         per_list(&quorum),
         quorum["alloc_samples"],
+        cpu_ms(&quorum),
+        quorum["cpu_samples"],
         "resourceVersion=0 (watch cache)",
         per_list(&cache),
         cache["alloc_samples"],
+        cpu_ms(&cache),
+        cache["cpu_samples"],
     );
     // Either way the apiserver at least builds the JSON it sends.
     for r in [&quorum, &cache] {
         assert!(per_list(r) >= response, "{r}");
         assert!(r["alloc_samples"].as_u64() >= Some(LISTS * 10), "{r}");
+    }
+    // The LISTs are nearly all the server does meanwhile: their rows hold most of the
+    // CPU samples (the rest: GC, connection handling, etcd's client).
+    let background = json["requests"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["background"] == true)
+        .expect("a background row")
+        .clone();
+    let samples = |r: &serde_json::Value| r["cpu_samples"].as_u64().expect("cpu_samples");
+    let lists = samples(&quorum) + samples(&cache);
+    assert!(
+        lists >= LISTS,
+        "LISTs {lists} CPU samples, background {}",
+        samples(&background)
+    );
+
+    // Where the CPU went, as folded stacks (the flame graph's input): every sample once.
+    let folded = report(
+        &capture,
+        "folded",
+        &["--by", "user_agent", "--weight", "cpu"],
+    );
+    let mut stacks: Vec<(u64, &str)> = folded
+        .lines()
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').expect("`stack weight`");
+            (n.parse().expect("a sample count"), stack)
+        })
+        .collect();
+    let total: u64 = stacks.iter().map(|(n, _)| n).sum();
+    assert_eq!(total, lists + samples(&background), "{folded}");
+    // Samples taken while the kernel handled one of apiprof's own uprobes: the observer's
+    // cost, on the request that hit the probe (mostly the write probe: a streamed LIST
+    // writes once per object).
+    let in_probes: u64 = stacks
+        .iter()
+        .filter(|(_, s)| s.ends_with(";[apiprof uprobe]"))
+        .map(|(n, _)| n)
+        .sum();
+    println!(
+        "\nsamples in apiprof's own uprobes: {in_probes} of {total} ({:.0}%)",
+        in_probes as f64 * 100.0 / total as f64
+    );
+    stacks.sort_unstable_by(|a, b| b.cmp(a));
+    println!("\nheaviest stacks (samples; client, then outermost frame first):");
+    for (n, stack) in stacks.iter().take(8) {
+        let frames: Vec<&str> = stack.split(';').collect();
+        let shown = if frames.len() > 5 {
+            format!("{};…;{}", frames[..2].join(";"), frames[frames.len() - 3..].join(";"))
+        } else {
+            stack.to_string()
+        };
+        println!("{n:>5}  {shown}");
     }
 }
