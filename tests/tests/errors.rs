@@ -58,3 +58,37 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_cpu_rate_out_of_range_or_a_weight_without_folded_names_the_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture = dir.path().join("capture.jsonl");
+    let run = |args: &[&str]| {
+        let out = Command::new(apiprof_bin())
+            .args(args)
+            .output()
+            .expect("running apiprof");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&[
+        "record", "--pid", "1", "--output", "x.jsonl", "--cpu-hz", "5000",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--cpu-hz") && stderr.contains("1..=1000"), "{stderr}");
+
+    std::fs::write(
+        &capture,
+        r#"{"type":"header","format_version":1,"pid":1,"binary":"/x","go_version":"1.24.4","symbols":"symtab","probes":[],"started_unix_ms":0,"mem_profile_rate":0,"mem_profile_rate_source":"default"}"#.to_owned() + "\n",
+    )
+    .unwrap();
+    let capture = capture.to_str().expect("UTF-8 path");
+    let (code, stderr) = run(&["report", capture, "--weight", "cpu"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("add --format folded"), "{stderr}");
+    // A capture of an apiprof from before CPU sampling still reads: no CPU samples.
+    let (code, stderr) = run(&["report", capture, "--format", "folded"]);
+    assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}

@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: what recording costs the observed server, in its own CPU time per
 //! request, measured side by side in one run.
 //!
-//! Conditions: not recorded (`off`), recorded without allocation tracking
-//! (`http`, `apiprof record --no-alloc`), recorded with it (`http+alloc`, the default).
+//! Conditions: not recorded (`off`), requests only (`http`, `apiprof record --no-alloc
+//! --no-cpu`), with allocation tracking (`http+alloc`, `--no-cpu`), and with CPU
+//! sampling at 99 Hz as well (`http+alloc+cpu`, the default).
 //! Loads: small GETs (where per-request probe costs show) and requests that allocate
 //! 256 KiB each (where allocation samples are taken). The fixture runs at Go's default
 //! `MemProfileRate` (one sample per 512 KiB), as kube-apiserver does.
@@ -20,7 +21,7 @@ use apiprof_tests::{goserver::GoServer, load::Http, recorder::Recording};
 const BUILD: &str = "goserver-go1.24-stripped";
 const ROUNDS: usize = 3;
 const CONCURRENCY: usize = 8;
-const CONDITIONS: [&str; 3] = ["off", "http", "http+alloc"];
+const CONDITIONS: [&str; 4] = ["off", "http", "http+alloc", "http+alloc+cpu"];
 
 struct Load {
     name: &'static str,
@@ -81,15 +82,13 @@ async fn measure(load: &Load, condition: &str) -> Run {
     send(&url, load.requests / 10).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let capture = dir.path().join("capture.jsonl");
-    let recording = match condition {
-        "off" => None,
-        "http" => Some(Recording::start_with_args(
-            server.pid(),
-            &capture,
-            &["--no-alloc"],
-        )),
-        _ => Some(Recording::start(server.pid(), &capture)),
+    let flags: &[&str] = match condition {
+        "http" => &["--no-alloc", "--no-cpu"],
+        "http+alloc" => &["--no-cpu"],
+        _ => &[],
     };
+    let recording =
+        (condition != "off").then(|| Recording::start_with_args(server.pid(), &capture, flags));
     let (server_before, client_before) = (cpu_seconds(server.pid()), own_cpu_seconds());
     let started = Instant::now();
     send(&url, load.requests).await;
@@ -158,7 +157,7 @@ fn own_cpu_seconds() -> f64 {
 fn print_load(load: &Load, runs: &BTreeMap<&str, Vec<Run>>) {
     println!("\n{} ({} requests per run)", load.name, load.requests);
     println!(
-        "{:<12} {:>26} {:>30}",
+        "{:<16} {:>26} {:>30}",
         "condition", "server CPU µs/request", "server CPU ÷ client CPU"
     );
     let summary = |condition: &str, field: fn(&Run) -> f64| {
@@ -174,21 +173,21 @@ fn print_load(load: &Load, runs: &BTreeMap<&str, Vec<Run>>) {
         let (us, us_min, us_max) = summary(condition, |r| r.server_us);
         let (ratio, r_min, r_max) = summary(condition, |r| r.ratio);
         println!(
-            "{condition:<12} {us:>10.1} ({us_min:>6.1}–{us_max:<6.1}) {ratio:>14.3} ({r_min:.3}–{r_max:.3})"
+            "{condition:<16} {us:>10.1} ({us_min:>6.1}–{us_max:<6.1}) {ratio:>14.3} ({r_min:.3}–{r_max:.3})"
         );
     }
     let median = |condition: &str| summary(condition, |r| r.ratio).0;
     let us = |condition: &str| summary(condition, |r| r.server_us).0;
-    println!(
-        "allocation tracking: http+alloc ÷ http = {:.3} (normalised), {:.3} (raw); {:+.1} µs CPU per request",
-        median("http+alloc") / median("http"),
-        us("http+alloc") / us("http"),
-        us("http+alloc") - us("http")
-    );
-    println!(
-        "request attribution: http ÷ off = {:.3} (normalised), {:.3} (raw); {:+.1} µs CPU per request",
-        median("http") / median("off"),
-        us("http") / us("off"),
-        us("http") - us("off")
-    );
+    for (what, with, without) in [
+        ("CPU sampling", "http+alloc+cpu", "http+alloc"),
+        ("allocation tracking", "http+alloc", "http"),
+        ("request attribution", "http", "off"),
+    ] {
+        println!(
+            "{what}: {with} ÷ {without} = {:.3} (normalised), {:.3} (raw); {:+.1} µs CPU per request",
+            median(with) / median(without),
+            us(with) / us(without),
+            us(with) - us(without)
+        );
+    }
 }
