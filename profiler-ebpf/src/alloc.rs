@@ -2,15 +2,8 @@
 //! for. Only the runtime's own memory-profile samples are probed (one per
 //! `runtime.MemProfileRate` bytes on average), never every `mallocgc`.
 
-use aya_ebpf::helpers::bpf_get_current_pid_tgid;
-use aya_ebpf::{
-    bindings::BPF_F_USER_STACK, helpers::generated::bpf_get_stack, macros::uprobe,
-    programs::ProbeContext, EbpfContext,
-};
-use profiler_common::{
-    alloc::{AllocEvent, STACK_DEPTH},
-    event::kind,
-};
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
+use profiler_common::{alloc::AllocEvent, event::kind};
 
 use crate::{
     go,
@@ -35,16 +28,7 @@ pub fn go_alloc(ctx: ProbeContext) -> u32 {
     event.request = unsafe { REQUEST_OF.get(goroutine) }.copied().unwrap_or(0);
     event.address = go::arg(&ctx, 1);
     event.size = go::arg(&ctx, 2);
-    // SAFETY: the buffer is the event's own stack array, of the size passed.
-    let bytes = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            event.stack.as_mut_ptr().cast(),
-            (STACK_DEPTH * 8) as u32,
-            u64::from(BPF_F_USER_STACK),
-        )
-    };
-    event.stack_len = if bytes > 0 { bytes as u64 / 8 } else { 0 };
+    event.stack_len = go::user_stack(&ctx, &mut event.stack);
     entry.submit(wakeup_flags());
     0
 }

@@ -3,17 +3,15 @@
 //! CPU, the request it works for and its user stack.
 
 use aya_ebpf::{
-    bindings::{pt_regs, BPF_F_USER_STACK},
+    bindings::pt_regs,
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel,
-        generated::{bpf_get_stack, bpf_task_pt_regs},
+        generated::bpf_task_pt_regs,
     },
     macros::perf_event,
     programs::PerfEventContext,
-    EbpfContext,
 };
 use profiler_common::{
-    alloc::STACK_DEPTH,
     cpu::{CpuEvent, MODE_KERNEL, MODE_USER},
     event::kind,
     offsets::GoOffsets,
@@ -52,17 +50,7 @@ pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     // SAFETY: the value is copied out.
     event.request = unsafe { REQUEST_OF.get(goroutine) }.copied().unwrap_or(0);
     event.mode = mode;
-    // SAFETY: the buffer is the event's own stack array, of the size passed. For a
-    // sample in the kernel, BPF_F_USER_STACK walks from the registers saved at entry.
-    let bytes = unsafe {
-        bpf_get_stack(
-            ctx.as_ptr(),
-            event.stack.as_mut_ptr().cast(),
-            (STACK_DEPTH * 8) as u32,
-            u64::from(BPF_F_USER_STACK),
-        )
-    };
-    event.stack_len = if bytes > 0 { bytes as u64 / 8 } else { 0 };
+    event.stack_len = go::user_stack(&ctx, &mut event.stack);
     entry.submit(wakeup_flags());
     0
 }

@@ -1,7 +1,13 @@
 //! Reading Go values from a stopped goroutine: registers of the Go amd64 register ABI
-//! (ABIInternal, Go 1.17+) and Go strings in user memory.
+//! (ABIInternal, Go 1.17+), Go strings in user memory, and the goroutine's stack.
 
-use aya_ebpf::{helpers::bpf_probe_read_user, programs::ProbeContext};
+use aya_ebpf::{
+    bindings::BPF_F_USER_STACK,
+    helpers::{bpf_probe_read_user, generated::bpf_get_stack},
+    programs::ProbeContext,
+    EbpfContext,
+};
+use profiler_common::alloc::STACK_DEPTH;
 
 /// The n-th integer argument register of Go's ABIInternal on amd64:
 /// RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11. `ProbeContext::arg` assumes the C ABI.
@@ -49,4 +55,25 @@ pub fn read_bytes(data: u64, len: u64, dst: &mut [u8]) -> Result<u32, i64> {
             .map_err(i64::from)?;
     }
     Ok(len.min(u64::from(u32::MAX)) as u32)
+}
+
+/// Copies the user stack of the current thread (return addresses from Go's frame
+/// pointers, innermost first) into `stack`; returns how many frames it holds. In a
+/// program that interrupted the kernel, the walk starts from the registers saved at
+/// kernel entry.
+pub fn user_stack(ctx: &impl EbpfContext, stack: &mut [u64; STACK_DEPTH]) -> u64 {
+    // SAFETY: the buffer is `stack` itself, of the size passed.
+    let bytes = unsafe {
+        bpf_get_stack(
+            ctx.as_ptr(),
+            stack.as_mut_ptr().cast(),
+            (STACK_DEPTH * 8) as u32,
+            u64::from(BPF_F_USER_STACK),
+        )
+    };
+    if bytes > 0 {
+        bytes as u64 / 8
+    } else {
+        0
+    }
 }

@@ -48,3 +48,32 @@ pub fn sid_dir() -> PathBuf {
 pub fn apiprof_bin() -> PathBuf {
     from_xtask("APIPROF_BIN")
 }
+
+/// Declares, for every Go fixture build (see [`GOSERVER_BUILDS`]), a module named after
+/// it holding one `#[tokio::test]` per named `async fn NAME(build: &str)` of the calling
+/// file, which it runs on that build: `goserver_tests!(cpu_attributed_within_15_percent)`
+/// makes `go_1_19::cpu_attributed_within_15_percent` and so on.
+#[macro_export]
+macro_rules! goserver_tests {
+    ($($test:ident),+ $(,)?) => {
+        $crate::goserver_tests!(@builds [$($test),+]
+            go_1_19 => "goserver-go1.19",
+            go_1_19_stripped => "goserver-go1.19-stripped",
+            go_1_24 => "goserver-go1.24",
+            go_1_24_stripped => "goserver-go1.24-stripped",
+            go_1_27 => "goserver-go1.27",
+            go_1_27_stripped => "goserver-go1.27-stripped",
+        );
+    };
+    (@builds $tests:tt $($module:ident => $build:literal),+ $(,)?) => {$(
+        mod $module {
+            $crate::goserver_tests!(@tests $build $tests);
+        }
+    )+};
+    (@tests $build:literal [$($test:ident),+]) => {$(
+        #[tokio::test]
+        async fn $test() {
+            super::$test($build).await;
+        }
+    )+};
+}

@@ -85,7 +85,7 @@ fn assert_within_10_percent(
 /// Every allocation sampled (`memprofilerate=1`): the figures are exact counts, so the
 /// 10% bound measures attribution alone (what the server itself allocates per request
 /// is a few KiB on top of N).
-async fn every_allocation(build: &str) {
+async fn every_allocation_attributed_within_10_percent(build: &str) {
     let clients = [
         ("alloc-64k", 64 << 10),
         ("alloc-1m", 1 << 20),
@@ -110,7 +110,7 @@ async fn every_allocation(build: &str) {
 
 /// Sampled as the runtime samples by default, at a rate where the estimate of 64 MiB
 /// in 4 KiB objects has a standard error of 1.5% (about 3,600 samples of 16,384).
-async fn sampled(build: &str) {
+async fn sampled_allocations_scaled_within_10_percent(build: &str) {
     let clients = [("alloc-64m-sampled", 64 << 20)];
     let (attributed, _) = attributed(build, 16 << 10, &clients).await;
     assert_within_10_percent(build, &attributed, &clients);
@@ -121,27 +121,7 @@ async fn sampled(build: &str) {
     );
 }
 
-macro_rules! builds {
-    ($($name:ident => $build:literal),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn every_allocation_attributed_within_10_percent() {
-                super::every_allocation($build).await;
-            }
-
-            #[tokio::test]
-            async fn sampled_allocations_scaled_within_10_percent() {
-                super::sampled($build).await;
-            }
-        }
-    )*};
-}
-
-builds! {
-    go_1_19 => "goserver-go1.19",
-    go_1_19_stripped => "goserver-go1.19-stripped",
-    go_1_24 => "goserver-go1.24",
-    go_1_24_stripped => "goserver-go1.24-stripped",
-    go_1_27 => "goserver-go1.27",
-    go_1_27_stripped => "goserver-go1.27-stripped",
-}
+apiprof_tests::goserver_tests!(
+    every_allocation_attributed_within_10_percent,
+    sampled_allocations_scaled_within_10_percent,
+);

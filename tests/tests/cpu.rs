@@ -121,20 +121,4 @@ async fn cpu_attributed_within_15_percent(build: &str) {
     assert_eq!(background["count"], 0, "{build}");
 }
 
-macro_rules! builds {
-    ($($name:ident => $build:literal),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            cpu_attributed_within_15_percent($build).await;
-        }
-    )*};
-}
-
-builds! {
-    go_1_19 => "goserver-go1.19",
-    go_1_19_stripped => "goserver-go1.19-stripped",
-    go_1_24 => "goserver-go1.24",
-    go_1_24_stripped => "goserver-go1.24-stripped",
-    go_1_27 => "goserver-go1.27",
-    go_1_27_stripped => "goserver-go1.27-stripped",
-}
+apiprof_tests::goserver_tests!(cpu_attributed_within_15_percent);

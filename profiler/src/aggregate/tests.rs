@@ -175,49 +175,6 @@ fn alloc(at: u64, ptr: u64, size: u64) -> Alloc {
     }
 }
 
-#[test]
-fn allocations_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_background() {
-    let mut c = capture(
-        vec![
-            request(0, 0xa, "one", "GET", PODS, ""),
-            request(100, 0xa, "two", "GET", PODS, ""),
-        ],
-        vec![response(50, 0xa, 200, 1, 1), response(150, 0xa, 200, 1, 1)],
-        true,
-    );
-    c.header.mem_profile_rate = 1;
-    c.allocs = vec![
-        alloc(10, 0xa, 1000),
-        // After the first request ended, from a goroutine it started: still its own.
-        alloc(60, 0xa, 24),
-        alloc(120, 0xa, 4096),
-        alloc(130, 0, 512),
-        alloc(140, 0xdead, 8),
-    ];
-    let r = aggregate(&c, &[Dimension::UserAgent]);
-    let rows: Vec<_> = r
-        .requests
-        .iter()
-        .map(|row| {
-            (
-                row.dimensions["user_agent"].clone(),
-                row.background,
-                row.alloc_bytes,
-                row.alloc_samples,
-            )
-        })
-        .collect();
-    assert_eq!(
-        rows,
-        [
-            ("one".into(), false, 1024, 2),
-            ("two".into(), false, 4096, 1),
-            (Value::Null, true, 520, 2),
-        ]
-    );
-    assert_eq!(r.mem_profile_rate, 1);
-}
-
 fn cpu(at: u64, ptr: u64, kernel: bool) -> Cpu {
     Cpu {
         ktime_ns: at,
@@ -229,7 +186,7 @@ fn cpu(at: u64, ptr: u64, kernel: bool) -> Cpu {
 }
 
 #[test]
-fn cpu_samples_go_to_the_request_instance_their_goroutine_served_each_worth_one_period() {
+fn samples_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_background() {
     let mut c = capture(
         vec![
             request(0, 0xa, "one", "GET", PODS, ""),
@@ -238,11 +195,19 @@ fn cpu_samples_go_to_the_request_instance_their_goroutine_served_each_worth_one_
         vec![response(50, 0xa, 200, 1, 1), response(150, 0xa, 200, 1, 1)],
         true,
     );
+    c.header.mem_profile_rate = 1;
     c.header.cpu_sample_period_ns = 10_000_000;
+    c.allocs = vec![
+        alloc(10, 0xa, 1000),
+        // After the first request ended, from a goroutine it started: still its own.
+        alloc(60, 0xa, 24),
+        alloc(120, 0xa, 4096),
+        alloc(130, 0, 512),
+        alloc(140, 0xdead, 8),
+    ];
     c.cpu = vec![
         cpu(10, 0xa, false),
         cpu(20, 0xa, true),
-        // A goroutine the first request started, after it ended.
         cpu(60, 0xa, false),
         cpu(110, 0xa, true),
         cpu(130, 0, false),
@@ -256,20 +221,20 @@ fn cpu_samples_go_to_the_request_instance_their_goroutine_served_each_worth_one_
             (
                 row.dimensions["user_agent"].clone(),
                 row.background,
-                row.cpu_samples,
-                row.cpu_seconds,
+                (row.alloc_bytes, row.alloc_samples),
+                (row.cpu_samples, row.cpu_seconds),
             )
         })
         .collect();
     assert_eq!(
         rows,
         [
-            ("one".into(), false, 3, 0.03),
-            ("two".into(), false, 1, 0.01),
-            (Value::Null, true, 2, 0.02),
+            ("one".into(), false, (1024, 2), (3, 0.03)),
+            ("two".into(), false, (4096, 1), (1, 0.01)),
+            (Value::Null, true, (520, 2), (2, 0.02)),
         ]
     );
-    assert_eq!((r.cpu_sample_period_ns, r.mem_profile_rate), (10_000_000, 0));
+    assert_eq!((r.mem_profile_rate, r.cpu_sample_period_ns), (1, 10_000_000));
 }
 
 #[test]
