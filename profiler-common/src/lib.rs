@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod alloc;
+pub mod attach;
 pub mod cpu;
 pub mod event;
 pub mod http;

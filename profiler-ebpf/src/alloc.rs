@@ -15,6 +15,9 @@ use crate::{
 /// object in RBX, size in RCX; on the allocating goroutine (R14).
 #[uprobe]
 pub fn go_alloc(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     let goroutine = go::goroutine(&ctx);
     let Some(mut entry) = EVENTS.reserve::<AllocEvent>(0) else {
         count_dropped();

@@ -3,11 +3,26 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
-    helpers::{bpf_probe_read_user, generated::bpf_get_stack},
+    helpers::{
+        bpf_probe_read_user,
+        generated::{bpf_get_attach_cookie, bpf_get_stack},
+    },
     programs::ProbeContext,
     EbpfContext,
 };
-use profiler_common::alloc::STACK_DEPTH;
+use profiler_common::{alloc::STACK_DEPTH, attach::AT_STACK_CHECK};
+
+/// Carry and zero flags of RFLAGS: `JBE` jumps when either is set.
+const CF_OR_ZF: u64 = 1 | 1 << 6;
+
+/// Whether an entry probe hit is a function's first pass that is about to grow its
+/// stack and start over (see [`AT_STACK_CHECK`]): the program must ignore it, or the
+/// call counts twice.
+pub fn restarts(ctx: &ProbeContext) -> bool {
+    // SAFETY: a helper without preconditions; regs points at the saved registers.
+    let (cookie, flags) = unsafe { (bpf_get_attach_cookie(ctx.as_ptr()), (*ctx.regs).eflags) };
+    cookie == AT_STACK_CHECK && flags & CF_OR_ZF != 0
+}
 
 /// The n-th integer argument register of Go's ABIInternal on amd64:
 /// RAX, RBX, RCX, RDI, RSI, R8, R9, R10, R11. `ProbeContext::arg` assumes the C ABI.

@@ -13,6 +13,9 @@ use crate::{
 /// not the creator; keep callergp for the return probe on this thread.
 #[uprobe]
 pub fn go_newproc(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     let tid = bpf_get_current_pid_tgid() as u32;
     let _ = NEWPROC_PARENT.insert(tid, go::arg(&ctx, 1), 0);
     0

@@ -53,6 +53,9 @@ fn try_http1_header_line(ctx: &ProbeContext) -> Result<(), i64> {
 /// `newWriterAndRequest` picks it up.
 #[uprobe]
 pub fn http2_headers(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     let _ = try_http2_headers(&ctx);
     0
 }

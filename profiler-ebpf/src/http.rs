@@ -26,6 +26,9 @@ use crate::{
 /// `initALPNRequest.ServeHTTP`, on the goroutine that runs the handler.
 #[uprobe]
 pub fn http_serve(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     match try_http_serve(&ctx) {
         Ok(()) => 0,
         Err(_) => 1,
@@ -144,6 +147,9 @@ fn try_http_serve_return(ctx: &ProbeContext) -> Result<(), i64> {
 /// The first final (>= 200) code wins, as in Go.
 #[uprobe]
 pub fn http_write_header(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     let writer = go::arg(&ctx, 0);
     let code = go::arg(&ctx, 1);
     if let Some(response) = RESPONSES.get_ptr_mut(writer) {
@@ -161,6 +167,9 @@ pub fn http_write_header(ctx: ProbeContext) -> u32 {
 /// `Write`/`WriteString` of a handler goes through it.
 #[uprobe]
 pub fn http_write(ctx: ProbeContext) -> u32 {
+    if go::restarts(&ctx) {
+        return 0;
+    }
     let writer = go::arg(&ctx, 0);
     let len = go::arg(&ctx, 1);
     if let Some(response) = RESPONSES.get_ptr_mut(writer) {

@@ -1,7 +1,8 @@
 //! Reading Go machine code: the RET instructions of a function, where apiprof attaches
 //! its "function returned" probes (a uretprobe rewrites the return address on the
-//! stack, and Go's stack moves then kill the process: "unexpected return pc"), and the
-//! globals a function reads, for stripped binaries that name no variables.
+//! stack, and Go's stack moves then kill the process: "unexpected return pc"); the jump
+//! of its stack check, where entry probes cost the least; and the globals a function
+//! reads, for stripped binaries that name no variables.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register};
 
@@ -19,6 +20,27 @@ pub fn ret_addresses(code: &[u8], address: u64) -> Vec<u64> {
         }
     }
     rets
+}
+
+/// The address of the `JBE` that ends the stack check a Go function (ABIInternal, g in
+/// R14) opens with: `CMP RSP, [R14+16]; JBE`, or for larger frames `LEA R12,
+/// [RSP-frame]; CMP R12, [R14+16]; JBE`. `None` when the function has none
+/// (`//go:nosplit` and frameless functions) or another prologue (huge frames).
+pub fn stack_check_jump(code: &[u8], address: u64) -> Option<u64> {
+    let prologue: Vec<Instruction> = Decoder::with_ip(64, code, address, DecoderOptions::NONE)
+        .into_iter()
+        .take(3)
+        .collect();
+    prologue.windows(2).find_map(|pair| {
+        let (cmp, jump) = (&pair[0], &pair[1]);
+        let checks_stack_guard = cmp.mnemonic() == Mnemonic::Cmp
+            && cmp.op0_kind() == OpKind::Register
+            && matches!(cmp.op0_register(), Register::RSP | Register::R12)
+            && cmp.op1_kind() == OpKind::Memory
+            && cmp.memory_base() == Register::R14
+            && cmp.memory_displacement64() == 16;
+        (checks_stack_guard && jump.mnemonic() == Mnemonic::Jbe).then(|| jump.ip())
+    })
 }
 
 /// How many instructions after a load [`global_compared_with_one`] looks for the compare.
@@ -62,6 +84,25 @@ pub fn global_compared_with_one(code: &[u8], address: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_probes_go_on_the_jump_of_the_stack_check_when_there_is_one() {
+        // net/http.(*http2responseWriter).write, Go 1.24: CMP RSP,[R14+16]; JBE; PUSH RBP.
+        let small = [
+            0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x36, 0x01, 0x00, 0x00, 0x55,
+        ];
+        assert_eq!(stack_check_jump(&small, 0x64a320), Some(0x64a324));
+        // net/http.(*response).write: LEA R12,[RSP-0x78]; CMP R12,[R14+16]; JBE.
+        let large = [
+            0x4c, 0x8d, 0x64, 0x24, 0x88, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0xcc, 0x02, 0x00,
+            0x00, 0x55,
+        ];
+        assert_eq!(stack_check_jump(&large, 0x65daa0), Some(0x65daa9));
+        // A frameless function: PUSH RBP; MOV RBP,RSP; CMP RSP,[R14+16] is no stack check
+        // here (no JBE follows within the prologue).
+        let nosplit = [0x55, 0x48, 0x89, 0xe5, 0x49, 0x3b, 0x66, 0x10, 0xc3];
+        assert_eq!(stack_check_jump(&nosplit, 0x1000), None);
+    }
 
     #[test]
     fn finds_every_ret_and_not_c3_bytes_inside_other_instructions() {

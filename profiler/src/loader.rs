@@ -6,17 +6,20 @@ use aya::{
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
-        uprobe::{UProbeAttachLocation, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         PerfEvent, ProgramError, UProbe,
     },
     util::online_cpus,
     Ebpf, EbpfError,
 };
-use profiler_common::offsets::GoOffsets;
+use profiler_common::{
+    attach::{AT_ENTRY, AT_STACK_CHECK},
+    offsets::GoOffsets,
+};
 use tracing::{debug, info, warn};
 
 use crate::{
-    disasm::ret_addresses,
+    disasm::{ret_addresses, stack_check_jump},
     offsets::{self, OffsetsError},
     probes::{self, At, Probe},
     symbols::SymbolSource,
@@ -212,9 +215,15 @@ fn attach(
     }
     let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
     for function in &found {
-        let addresses = match probe.at {
-            At::Entry => vec![function.address],
-            At::Returns => ret_addresses(target.binary.code(function), function.address),
+        let code = target.binary.code(function);
+        // (address, cookie): entry probes on the stack check's jump when there is one.
+        let addresses: Vec<(u64, u64)> = match probe.at {
+            At::Entry => vec![stack_check_jump(code, function.address)
+                .map_or((function.address, AT_ENTRY), |jump| (jump, AT_STACK_CHECK))],
+            At::Returns => ret_addresses(code, function.address)
+                .into_iter()
+                .map(|ret| (ret, AT_ENTRY))
+                .collect(),
         };
         if addresses.is_empty() {
             return Err(LoadError::NoReturn {
@@ -222,11 +231,14 @@ fn attach(
                 function: function.name.clone(),
             });
         }
-        for address in &addresses {
+        for (address, cookie) in &addresses {
             let file_offset = function.file_offset + (address - function.address);
             uprobe
                 .attach(
-                    UProbeAttachLocation::AbsoluteOffset(file_offset),
+                    UProbeAttachPoint {
+                        location: UProbeAttachLocation::AbsoluteOffset(file_offset),
+                        cookie: Some(*cookie),
+                    },
                     &proc_exe,
                     UProbeScope::OneProcess(pid),
                 )
