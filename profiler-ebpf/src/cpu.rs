@@ -14,7 +14,6 @@ use aya_ebpf::{
 use profiler_common::{
     cpu::{CpuEvent, MODE_KERNEL, MODE_USER},
     event::kind,
-    offsets::GoOffsets,
 };
 
 use crate::{
@@ -38,7 +37,7 @@ pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     } else {
         (MODE_KERNEL, user_r14().unwrap_or(0))
     };
-    let goroutine = current_user_goroutine(r14, &offsets);
+    let goroutine = go::current_user_goroutine(r14, &offsets);
     let Some(mut entry) = EVENTS.reserve::<CpuEvent>(0) else {
         count_dropped();
         return 0;
@@ -67,16 +66,4 @@ fn user_r14() -> Option<u64> {
         }
         bpf_probe_read_kernel(core::ptr::addr_of!((*regs).r14)).ok()
     }
-}
-
-/// The user goroutine a thread runs: `g.m.curg` of the `g` in R14. It differs from that
-/// `g` while the thread works on its system stack (`g0`) for the goroutine (GC assist,
-/// large allocations), as in Go's own CPU profiler; when it is nil (the scheduler) or
-/// unreadable, the `g` itself.
-fn current_user_goroutine(g: u64, offsets: &GoOffsets) -> u64 {
-    go::read_u64(g + offsets.g_m)
-        .and_then(|m| go::read_u64(m + offsets.m_curg))
-        .ok()
-        .filter(|curg| *curg != 0)
-        .unwrap_or(g)
 }

@@ -10,7 +10,7 @@ use aya_ebpf::{
     programs::ProbeContext,
     EbpfContext,
 };
-use profiler_common::{alloc::STACK_DEPTH, attach::AT_STACK_CHECK};
+use profiler_common::{alloc::STACK_DEPTH, attach::AT_STACK_CHECK, offsets::GoOffsets};
 
 /// Carry and zero flags of RFLAGS: `JBE` jumps when either is set.
 const CF_OR_ZF: u64 = 1 | 1 << 6;
@@ -46,6 +46,18 @@ pub fn arg(ctx: &ProbeContext, n: usize) -> u64 {
 pub fn goroutine(ctx: &ProbeContext) -> u64 {
     // SAFETY: as in `arg`.
     unsafe { (*ctx.regs).r14 }
+}
+
+/// The user goroutine a thread runs: `g.m.curg` of the `g` in R14. It differs from that
+/// `g` while the thread works on its system stack (`g0`) for the goroutine (GC assist,
+/// large allocations, starting goroutines), as in Go's own CPU profiler; when it is nil
+/// (the scheduler) or unreadable, the `g` itself.
+pub fn current_user_goroutine(g: u64, offsets: &GoOffsets) -> u64 {
+    read_u64(g + offsets.g_m)
+        .and_then(|m| read_u64(m + offsets.m_curg))
+        .ok()
+        .filter(|curg| *curg != 0)
+        .unwrap_or(g)
 }
 
 /// Reads a user-space `u64` (a Go pointer or int) at `addr`.

@@ -5,34 +5,24 @@ use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::Prob
 
 use crate::{
     go,
-    maps::{NEWPROC_PARENT, REQUEST_OF},
+    maps::{offsets, REQUEST_OF},
 };
 
-/// `func newproc1(fn *funcval, callergp *g, callerpc uintptr, ...) *g` entry (Go 1.19:
-/// three arguments; 1.21+: five): callergp in RBX. It runs on the system stack, so R14 is
-/// not the creator; keep callergp for the return probe on this thread.
+/// The `CALL runtime.runqput` in `runtime.newproc`'s closure (`newproc.func1`, Go
+/// 1.19–1.27), which queues the goroutine `newproc1` has just made:
+/// `runqput(pp *p, gp *g, next bool)`, the new goroutine in RBX. The closure runs on
+/// the system stack for the goroutine that executes the `go` statement: `m.curg` of the
+/// `g0` in R14. The new goroutine inherits its creator's request, or forgets one its
+/// reused `g` served before. The kernel emulates the call: no single-step.
 #[uprobe]
 pub fn go_newproc(ctx: ProbeContext) -> u32 {
-    if go::restarts(&ctx) {
-        return 0;
-    }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = NEWPROC_PARENT.insert(tid, go::arg(&ctx, 1), 0);
-    0
-}
-
-/// Every RET instruction of `newproc1`: the new goroutine in RAX. It inherits its
-/// creator's request, or forgets a request its reused `g` served before.
-#[uprobe]
-pub fn go_newproc_return(ctx: ProbeContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let child = go::arg(&ctx, 0);
-    // SAFETY: values are copied before the maps change.
-    let Some(parent) = (unsafe { NEWPROC_PARENT.get(tid) }).copied() else {
+    let Some(offsets) = offsets((bpf_get_current_pid_tgid() >> 32) as u32) else {
         return 0;
     };
-    let _ = NEWPROC_PARENT.remove(tid);
-    match unsafe { REQUEST_OF.get(parent) }.copied() {
+    let child = go::arg(&ctx, 1);
+    let creator = go::current_user_goroutine(go::goroutine(&ctx), &offsets);
+    // SAFETY: the value is copied before the map changes.
+    match unsafe { REQUEST_OF.get(creator) }.copied() {
         Some(request) => {
             let _ = REQUEST_OF.insert(child, request, 0);
         }

@@ -32,10 +32,6 @@ pub static INFLIGHT: LruHashMap<u64, Inflight> = LruHashMap::with_max_entries(65
 #[map]
 pub static REQUEST_OF: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// `runtime.newproc1`'s creating goroutine, by thread, from entry to return.
-#[map]
-pub static NEWPROC_PARENT: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
-
 /// What each response writer has written, by its address.
 #[map]
 pub static RESPONSES: LruHashMap<u64, Response> = LruHashMap::with_max_entries(65536, 0);

@@ -43,6 +43,17 @@ pub fn stack_check_jump(code: &[u8], address: u64) -> Option<u64> {
     })
 }
 
+/// Addresses of every CALL in `code` (a function at `address`) of the function at
+/// `callee`.
+pub fn calls_to(code: &[u8], address: u64, callee: u64) -> Vec<u64> {
+    Decoder::with_ip(64, code, address, DecoderOptions::NONE)
+        .into_iter()
+        .take_while(|i| !i.is_invalid())
+        .filter(|i| i.mnemonic() == Mnemonic::Call && i.near_branch_target() == callee)
+        .map(|i| i.ip())
+        .collect()
+}
+
 /// How many instructions after a load [`global_compared_with_one`] looks for the compare.
 const COMPARE_WINDOW: usize = 8;
 
@@ -84,6 +95,20 @@ pub fn global_compared_with_one(code: &[u8], address: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_of_one_function_are_found_and_others_are_not() {
+        // runtime.newproc.func1, Go 1.24: CALL newproc1 (0x449900); CALL runqput
+        // (0x44de20).
+        let code = [
+            0xe8, 0x5b, 0x00, 0x00, 0x00, // 0x4498a0: call 0x449900
+            0xe8, 0x76, 0x45, 0x00, 0x00, // 0x4498a5: call 0x44de20
+            0xc3,
+        ];
+        assert_eq!(calls_to(&code, 0x4498a0, 0x44de20), [0x4498a5]);
+        assert_eq!(calls_to(&code, 0x4498a0, 0x449900), [0x4498a0]);
+        assert!(calls_to(&code, 0x4498a0, 0x1234).is_empty());
+    }
 
     #[test]
     fn entry_probes_go_on_the_jump_of_the_stack_check_when_there_is_one() {

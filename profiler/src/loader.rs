@@ -19,7 +19,7 @@ use profiler_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    disasm::{ret_addresses, stack_check_jump},
+    disasm::{calls_to, ret_addresses, stack_check_jump},
     offsets::{self, OffsetsError},
     probes::{self, At, Probe},
     symbols::SymbolSource,
@@ -66,13 +66,16 @@ pub enum LoadError {
         /// The functions looked for.
         functions: &'static [&'static str],
     },
-    /// A function has no RET instruction to probe its return at.
-    #[error("{function} in {binary} has no RET instruction apiprof can decode; please report this with the Go version")]
-    NoReturn {
+    /// A function has no instruction of the kind a probe goes on (a RET, or a CALL of
+    /// a given function).
+    #[error("{function} in {binary} has no {instruction} apiprof can decode; please report this with the Go version")]
+    NoAttachPoint {
         /// The probed executable.
         binary: PathBuf,
         /// The Go function.
         function: String,
+        /// The instruction looked for.
+        instruction: String,
     },
     /// The CPU sampling clock could not be started.
     #[error("starting the CPU sampler ({what}): {source}; apiprof needs root (CAP_PERFMON), or record with --no-cpu")]
@@ -224,11 +227,23 @@ fn attach(
                 .into_iter()
                 .map(|ret| (ret, AT_ENTRY))
                 .collect(),
+            At::CallTo(callee) => target
+                .binary
+                .function(callee)
+                .map(|callee| calls_to(code, function.address, callee.address))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|call| (call, AT_ENTRY))
+                .collect(),
         };
         if addresses.is_empty() {
-            return Err(LoadError::NoReturn {
+            return Err(LoadError::NoAttachPoint {
                 binary: target.exe.clone(),
                 function: function.name.clone(),
+                instruction: match probe.at {
+                    At::CallTo(callee) => format!("CALL of {callee}"),
+                    _ => "RET instruction".into(),
+                },
             });
         }
         for (address, cookie) in &addresses {

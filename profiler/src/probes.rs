@@ -12,6 +12,9 @@ pub enum At {
     Entry,
     /// Every RET instruction: results are in registers (never a uretprobe).
     Returns,
+    /// Every CALL of the named function: its arguments are in registers, and the kernel
+    /// emulates the call instead of single-stepping it.
+    CallTo(&'static str),
 }
 
 /// One probe: an eBPF program and the Go functions it attaches to.
@@ -113,26 +116,15 @@ pub const HTTP: &[Probe] = &[
     },
 ];
 
-const NEWPROC1: &str = "runtime.newproc1";
-
 /// Goroutine lineage: a goroutine a handler starts works for its request, so its
 /// allocations and CPU samples are the request's.
-pub const LINEAGE: &[Probe] = &[
-    Probe {
-        program: "go_newproc",
-        functions: &[NEWPROC1],
-        at: At::Entry,
-        provides: "goroutine lineage",
-        required: true,
-    },
-    Probe {
-        program: "go_newproc_return",
-        functions: &[NEWPROC1],
-        at: At::Returns,
-        provides: "goroutine lineage",
-        required: true,
-    },
-];
+pub const LINEAGE: &[Probe] = &[Probe {
+    program: "go_newproc",
+    functions: &["runtime.newproc.func1"],
+    at: At::CallTo("runtime.runqput"),
+    provides: "goroutine lineage",
+    required: true,
+}];
 
 /// The runtime's memory-profile samples, attributed to requests through [`LINEAGE`].
 pub const ALLOC: &[Probe] = &[Probe {
