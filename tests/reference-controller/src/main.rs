@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REFCTL_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| "info,kube_client::client::tls=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
