@@ -115,11 +115,12 @@ impl Ledger {
         self.lines.iter().filter(move |l| l["type"] == kind)
     }
 
-    /// Requests sent, keyed by [`BY_CLIENT`] (a write's rv_class is "null").
-    pub fn truth(&self) -> BTreeMap<Vec<String>, Tally> {
+    /// Requests sent, keyed by the report dimensions `by` (null values as "null", as
+    /// in the JSON report: a write's rv_class).
+    pub fn truth(&self, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {
         let mut tallies: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
         for r in self.of_type("request") {
-            let key = BY_CLIENT
+            let key = by
                 .iter()
                 .map(|field| match &r[*field] {
                     Value::String(s) => s.clone(),
@@ -141,19 +142,19 @@ impl fmt::Display for Ledger {
     /// What the controller did beside requests: the detectors' truth.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = |kind| self.of_type(kind).count();
-        let waited: f64 = self
+        let longest = self
             .of_type("throttle_wait")
             .filter_map(|w| w["wait_ms"].as_f64())
-            .sum();
+            .fold(0.0, f64::max);
         write!(
             f,
-            "ledger: {} requests, {} resync ticks, {} reconciles ({} ok), {} throttle waits ({:.1} s in all), {} restarts",
+            "ledger: {} requests, {} resync ticks, {} reconciles ({} ok), {} throttle waits (longest {:.2} s), {} restarts",
             n("request"),
             n("resync_tick"),
             n("reconcile_end"),
             self.of_type("reconcile_end").filter(|e| e["outcome"] == "ok").count(),
             n("throttle_wait"),
-            waited / 1e3,
+            longest / 1e3,
             n("restart"),
         )
     }
@@ -169,7 +170,11 @@ pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> L
             Size::Full => run.full,
             Size::Short => run.short,
         };
-        let status = Command::new(refctl_bin())
+        let mut refctl = Command::new(refctl_bin());
+        if std::env::var_os("REFCTL_LOG").is_none() {
+            refctl.env("REFCTL_LOG", "warn");
+        }
+        let status = refctl
             .arg("--kubeconfig")
             .arg(&server.kubeconfig)
             .arg("--ledger")
@@ -187,13 +192,26 @@ pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> L
     Ledger { lines }
 }
 
-/// A scenario run under `apiprof record`, and the comparison of its report with the
+/// The dimensions that show each client's HTTP version on the wire.
+pub const BY_HTTP_VERSION: [&str; 2] = ["user_agent", "http_version"];
+
+/// A scenario run under `apiprof record`, and the comparisons of its report with the
 /// ledger.
 pub struct Outcome {
     pub ledger: Ledger,
+    /// Keyed by [`BY_CLIENT`]: counts and bytes.
     pub comparison: Comparison,
+    /// Keyed by [`BY_HTTP_VERSION`]: counts.
+    pub http_versions: Comparison,
     /// `apiprof report --format json --by` [`BY_CLIENT`].
     pub report: Value,
+}
+
+impl Outcome {
+    /// Both comparisons passed.
+    pub fn passed(&self) -> bool {
+        self.comparison.passed() && self.http_versions.passed()
+    }
 }
 
 /// Records the apiserver fixture while `scenario` runs, then compares.
@@ -205,10 +223,20 @@ pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path)
     std::thread::sleep(Duration::from_secs(1));
     let capture = recording.stop();
     let report = report_json(&capture, &BY_CLIENT);
-    let comparison = compare(&ledger.truth(), &reported(&report, &BY_CLIENT));
+    let comparison = compare(
+        &BY_CLIENT,
+        &ledger.truth(&BY_CLIENT),
+        &reported(&report, &BY_CLIENT),
+    );
+    let http_versions = compare(
+        &BY_HTTP_VERSION,
+        &ledger.truth(&BY_HTTP_VERSION),
+        &reported(&report_json(&capture, &BY_HTTP_VERSION), &BY_HTTP_VERSION),
+    );
     Outcome {
         ledger,
         comparison,
+        http_versions,
         report,
     }
 }

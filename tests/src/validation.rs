@@ -1,5 +1,6 @@
-//! apiprof's report against the truth: per (user_agent, verb, resource, rv_class), the
-//! requests counted and the response bytes, with precision and recall of the counts.
+//! apiprof's report against the truth: per key (user_agent, verb, resource, rv_class;
+//! or user_agent, http_version), the requests counted and the response bytes, with
+//! precision and recall of the counts.
 //!
 //! Precision = Σ min(truth, reported) / Σ reported and recall = Σ min / Σ truth, summed
 //! over every key either side has (a reported row no client sent counts against
@@ -16,11 +17,12 @@ pub const BYTES_TOLERANCE: f64 = 0.01;
 /// One key's figures on both sides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// user_agent, verb, resource, rv_class.
+    /// The values of the dimensions compared by.
     pub key: Vec<String>,
     pub truth: Tally,
     pub reported: Tally,
-    /// Whether bytes are compared on this key (not for WATCHes).
+    /// Whether bytes are compared on this key (only when keyed by verb, and not for
+    /// WATCHes).
     pub bytes_checked: bool,
 }
 
@@ -49,6 +51,8 @@ impl Row {
 /// The comparison of one scenario.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
+    /// The report dimensions the keys are made of.
+    pub by: Vec<String>,
     pub rows: Vec<Row>,
     pub precision: f64,
     pub recall: f64,
@@ -63,12 +67,14 @@ impl Comparison {
     }
 }
 
-/// Compares `reported` (apiprof) with `truth` (the ledger), both keyed by
-/// [`crate::load::BY_CLIENT`].
+/// Compares `reported` (apiprof) with `truth` (the ledger), both keyed by the report
+/// dimensions `by`.
 pub fn compare(
+    by: &[&str],
     truth: &BTreeMap<Vec<String>, Tally>,
     reported: &BTreeMap<Vec<String>, Tally>,
 ) -> Comparison {
+    let verb = by.iter().position(|d| *d == "verb");
     let mut keys: Vec<&Vec<String>> = truth.keys().chain(reported.keys()).collect();
     keys.sort();
     keys.dedup();
@@ -78,7 +84,7 @@ pub fn compare(
             key: key.clone(),
             truth: truth.get(key).cloned().unwrap_or_default(),
             reported: reported.get(key).cloned().unwrap_or_default(),
-            bytes_checked: key.get(1).is_some_and(|verb| verb != "watch"),
+            bytes_checked: verb.is_some_and(|i| key[i] != "watch"),
         })
         .collect();
     let sum = |f: &dyn Fn(&Row) -> u64| rows.iter().map(f).sum::<u64>();
@@ -90,6 +96,7 @@ pub fn compare(
         .map(Row::bytes_error)
         .fold(0.0, f64::max);
     Comparison {
+        by: by.iter().map(|d| (*d).to_owned()).collect(),
         precision: ratio(sum(&|r| r.reported.count)),
         recall: ratio(sum(&|r| r.truth.count)),
         bytes_error,
@@ -100,11 +107,12 @@ pub fn compare(
 impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.rows.iter().map(|r| r.key.join(" ")).collect();
-        let width = keys.iter().map(String::len).max().unwrap_or(0).max(3);
+        let header = format!("key ({})", self.by.join(" "));
+        let width = keys.iter().map(String::len).chain([header.len()]).max().unwrap_or(0);
         writeln!(
             f,
-            "{:width$} | {:>5} | {:>7} | {:>11} | {:>13} | ok",
-            "key (user_agent verb resource rv_class)", "truth", "apiprof", "truth bytes", "apiprof bytes"
+            "{header:width$} | {:>5} | {:>7} | {:>11} | {:>13} | ok",
+            "truth", "apiprof", "truth bytes", "apiprof bytes"
         )?;
         for (row, key) in self.rows.iter().zip(&keys) {
             let bytes = |n: u64| if row.bytes_checked { n.to_string() } else { "-".into() };
@@ -133,6 +141,8 @@ impl fmt::Display for Comparison {
 mod tests {
     use super::*;
 
+    const BY: [&str; 4] = ["user_agent", "verb", "resource", "rv_class"];
+
     fn key(ua: &str, verb: &str) -> Vec<String> {
         [ua, verb, "configmaps", "most_recent"].map(String::from).to_vec()
     }
@@ -149,7 +159,7 @@ mod tests {
     fn equal_counts_and_bytes_within_tolerance_pass() {
         let truth = BTreeMap::from([(key("a", "list"), tally(10, 1000)), (key("a", "watch"), tally(1, 50))]);
         let reported = BTreeMap::from([(key("a", "list"), tally(10, 1009)), (key("a", "watch"), tally(1, 0))]);
-        let c = compare(&truth, &reported);
+        let c = compare(&BY, &truth, &reported);
         assert_eq!((c.precision, c.recall), (1.0, 1.0));
         assert!((c.bytes_error - 0.009).abs() < 1e-12, "{}", c.bytes_error);
         assert!(c.passed(), "{c}");
@@ -159,7 +169,7 @@ mod tests {
     fn missed_and_foreign_requests_lower_recall_and_precision() {
         let truth = BTreeMap::from([(key("a", "list"), tally(8, 800)), (key("a", "get"), tally(2, 20))]);
         let reported = BTreeMap::from([(key("a", "list"), tally(6, 600)), (key("other", "get"), tally(2, 20))]);
-        let c = compare(&truth, &reported);
+        let c = compare(&BY, &truth, &reported);
         // matched: 6 lists; reported 8; sent 10
         assert_eq!((c.precision, c.recall), (0.75, 0.6));
         assert_eq!(c.rows.len(), 3);
@@ -171,9 +181,25 @@ mod tests {
     fn bytes_beyond_tolerance_fail() {
         let truth = BTreeMap::from([(key("a", "get"), tally(1, 100))]);
         let reported = BTreeMap::from([(key("a", "get"), tally(1, 102))]);
-        let c = compare(&truth, &reported);
+        let c = compare(&BY, &truth, &reported);
         assert_eq!((c.precision, c.recall), (1.0, 1.0));
         assert!(!c.passed());
         assert!(c.to_string().contains("MISMATCH"), "{c}");
+    }
+}
+
+#[cfg(test)]
+mod http_version_tests {
+    use super::*;
+
+    #[test]
+    fn without_a_verb_dimension_only_counts_are_compared() {
+        let key = |v: &str| vec!["a".to_owned(), v.to_owned()];
+        let t = |count| Tally { count, bytes: 5, ..Tally::default() };
+        let truth = BTreeMap::from([(key("HTTP/2.0"), t(3))]);
+        let reported = BTreeMap::from([(key("HTTP/2.0"), Tally { count: 3, ..Tally::default() })]);
+        let c = compare(&["user_agent", "http_version"], &truth, &reported);
+        assert!(c.passed(), "{c}");
+        assert!(c.to_string().starts_with("key (user_agent http_version) | truth"), "{c}");
     }
 }

@@ -1,8 +1,8 @@
 //! `cargo xtask validate [SCENARIO]`: runs the reference controller's scenarios (all, or
 //! the one named) against the apiserver fixture under `apiprof record`, and prints per
 //! scenario apiprof's request counts and response bytes beside the ledger's truth, with
-//! precision and recall. Exits 1 unless every scenario has precision and recall 1.0 and
-//! bytes within tolerance.
+//! precision and recall, then the requests per (user_agent, http_version). Exits 1 unless
+//! every scenario has precision and recall 1.0 and bytes within tolerance.
 
 use apiprof_tests::{
     apiserver::ApiServer,
@@ -29,14 +29,14 @@ fn main() {
     let mut failed = Vec::new();
     for scenario in selected {
         let outcome = refctl::validate(&server, scenario, Size::Full, dir.path());
-        let passed = outcome.comparison.passed();
+        let passed = outcome.passed();
         println!(
             "\n== {} ({}): {}",
             scenario.name,
             scenario.runs.iter().map(|r| r.user_agent).collect::<Vec<_>>().join(", "),
             if passed { "PASS" } else { "FAIL" }
         );
-        println!("{}", outcome.comparison);
+        println!("{}\n{}", outcome.comparison, outcome.http_versions);
         println!(
             "{}; apiprof dropped_events {}",
             outcome.ledger, outcome.report["dropped_events"]
