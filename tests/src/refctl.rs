@@ -3,13 +3,7 @@
 //! of the same run compared with it — what `cargo xtask validate` and
 //! tests/reference_controller.rs do.
 
-use std::{
-    collections::BTreeMap,
-    fmt,
-    path::Path,
-    process::Command,
-    time::Duration,
-};
+use std::{collections::BTreeMap, fmt, path::Path, process::Command, time::Duration};
 
 use serde_json::Value;
 
@@ -49,13 +43,37 @@ pub const SCENARIOS: [Scenario; 4] = [
         runs: &[
             Run {
                 user_agent: "refctl-resync-storm/rv-unset",
-                full: &["resync-storm", "--objects=50", "--interval=3", "--ticks=3", "--rv=unset"],
-                short: &["resync-storm", "--objects=10", "--interval=1", "--ticks=2", "--rv=unset"],
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=unset",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=2",
+                    "--rv=unset",
+                ],
             },
             Run {
                 user_agent: "refctl-resync-storm/rv-0",
-                full: &["resync-storm", "--objects=50", "--interval=3", "--ticks=3", "--rv=0"],
-                short: &["resync-storm", "--objects=10", "--interval=1", "--ticks=2", "--rv=0"],
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=0",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=2",
+                    "--rv=0",
+                ],
             },
         ],
     },
@@ -77,7 +95,12 @@ pub const SCENARIOS: [Scenario; 4] = [
             },
             Run {
                 user_agent: "refctl-restart-catchup/fixed",
-                full: &["restart-catchup", "--parents=30", "--children=100", "--fixed"],
+                full: &[
+                    "restart-catchup",
+                    "--parents=30",
+                    "--children=100",
+                    "--fixed",
+                ],
                 short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
             },
         ],
@@ -172,7 +195,7 @@ pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> L
         };
         let mut refctl = Command::new(refctl_bin());
         if std::env::var_os("REFCTL_LOG").is_none() {
-            refctl.env("REFCTL_LOG", "warn");
+            refctl.env("REFCTL_LOG", "warn,kube_client::client::tls=error");
         }
         let status = refctl
             .arg("--kubeconfig")

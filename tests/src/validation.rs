@@ -89,7 +89,13 @@ pub fn compare(
         .collect();
     let sum = |f: &dyn Fn(&Row) -> u64| rows.iter().map(f).sum::<u64>();
     let matched = sum(&|r| r.truth.count.min(r.reported.count));
-    let ratio = |total: u64| if total == 0 { 1.0 } else { matched as f64 / total as f64 };
+    let ratio = |total: u64| {
+        if total == 0 {
+            1.0
+        } else {
+            matched as f64 / total as f64
+        }
+    };
     let bytes_error = rows
         .iter()
         .filter(|r| r.bytes_checked)
@@ -108,14 +114,25 @@ impl fmt::Display for Comparison {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let keys: Vec<String> = self.rows.iter().map(|r| r.key.join(" ")).collect();
         let header = format!("key ({})", self.by.join(" "));
-        let width = keys.iter().map(String::len).chain([header.len()]).max().unwrap_or(0);
+        let width = keys
+            .iter()
+            .map(String::len)
+            .chain([header.len()])
+            .max()
+            .unwrap_or(0);
         writeln!(
             f,
             "{header:width$} | {:>5} | {:>7} | {:>11} | {:>13} | ok",
             "truth", "apiprof", "truth bytes", "apiprof bytes"
         )?;
         for (row, key) in self.rows.iter().zip(&keys) {
-            let bytes = |n: u64| if row.bytes_checked { n.to_string() } else { "-".into() };
+            let bytes = |n: u64| {
+                if row.bytes_checked {
+                    n.to_string()
+                } else {
+                    "-".into()
+                }
+            };
             writeln!(
                 f,
                 "{key:width$} | {:>5} | {:>7} | {:>11} | {:>13} | {}",
@@ -144,7 +161,9 @@ mod tests {
     const BY: [&str; 4] = ["user_agent", "verb", "resource", "rv_class"];
 
     fn key(ua: &str, verb: &str) -> Vec<String> {
-        [ua, verb, "configmaps", "most_recent"].map(String::from).to_vec()
+        [ua, verb, "configmaps", "most_recent"]
+            .map(String::from)
+            .to_vec()
     }
 
     fn tally(count: u64, bytes: u64) -> Tally {
@@ -157,8 +176,14 @@ mod tests {
 
     #[test]
     fn equal_counts_and_bytes_within_tolerance_pass() {
-        let truth = BTreeMap::from([(key("a", "list"), tally(10, 1000)), (key("a", "watch"), tally(1, 50))]);
-        let reported = BTreeMap::from([(key("a", "list"), tally(10, 1009)), (key("a", "watch"), tally(1, 0))]);
+        let truth = BTreeMap::from([
+            (key("a", "list"), tally(10, 1000)),
+            (key("a", "watch"), tally(1, 50)),
+        ]);
+        let reported = BTreeMap::from([
+            (key("a", "list"), tally(10, 1009)),
+            (key("a", "watch"), tally(1, 0)),
+        ]);
         let c = compare(&BY, &truth, &reported);
         assert_eq!((c.precision, c.recall), (1.0, 1.0));
         assert!((c.bytes_error - 0.009).abs() < 1e-12, "{}", c.bytes_error);
@@ -167,8 +192,14 @@ mod tests {
 
     #[test]
     fn missed_and_foreign_requests_lower_recall_and_precision() {
-        let truth = BTreeMap::from([(key("a", "list"), tally(8, 800)), (key("a", "get"), tally(2, 20))]);
-        let reported = BTreeMap::from([(key("a", "list"), tally(6, 600)), (key("other", "get"), tally(2, 20))]);
+        let truth = BTreeMap::from([
+            (key("a", "list"), tally(8, 800)),
+            (key("a", "get"), tally(2, 20)),
+        ]);
+        let reported = BTreeMap::from([
+            (key("a", "list"), tally(6, 600)),
+            (key("other", "get"), tally(2, 20)),
+        ]);
         let c = compare(&BY, &truth, &reported);
         // matched: 6 lists; reported 8; sent 10
         assert_eq!((c.precision, c.recall), (0.75, 0.6));
@@ -195,11 +226,25 @@ mod http_version_tests {
     #[test]
     fn without_a_verb_dimension_only_counts_are_compared() {
         let key = |v: &str| vec!["a".to_owned(), v.to_owned()];
-        let t = |count| Tally { count, bytes: 5, ..Tally::default() };
+        let t = |count| Tally {
+            count,
+            bytes: 5,
+            ..Tally::default()
+        };
         let truth = BTreeMap::from([(key("HTTP/2.0"), t(3))]);
-        let reported = BTreeMap::from([(key("HTTP/2.0"), Tally { count: 3, ..Tally::default() })]);
+        let reported = BTreeMap::from([(
+            key("HTTP/2.0"),
+            Tally {
+                count: 3,
+                ..Tally::default()
+            },
+        )]);
         let c = compare(&["user_agent", "http_version"], &truth, &reported);
         assert!(c.passed(), "{c}");
-        assert!(c.to_string().starts_with("key (user_agent http_version) | truth"), "{c}");
+        assert!(
+            c.to_string()
+                .starts_with("key (user_agent http_version) | truth"),
+            "{c}"
+        );
     }
 }

@@ -35,7 +35,9 @@ fn runs(outcome: &Outcome) -> Vec<Vec<&Value>> {
         if line["type"] == "scenario" {
             runs.push(Vec::new());
         }
-        runs.last_mut().expect("the ledger starts with a scenario line").push(line);
+        runs.last_mut()
+            .expect("the ledger starts with a scenario line")
+            .push(line);
     }
     runs
 }
@@ -75,7 +77,9 @@ fn resync_storm_lists_once_per_object_per_tick() {
             (key("list", "most_recent", 200), 1),
             (key("watch", "exact", 200), 1),
         ]);
-        *expected.entry(key("list", reconcile_class, 200)).or_default() += 30;
+        *expected
+            .entry(key("list", reconcile_class, 200))
+            .or_default() += 30;
         assert_eq!(requests(run), expected, "{reconcile_class}");
         let ticks = of(run, "resync_tick");
         assert_eq!(ticks.len(), 2);
@@ -139,7 +143,9 @@ fn restart_catchup_reconciles_every_parent_after_the_restart() {
         assert_eq!(of(before, "reconcile_end").len(), 3);
         assert_eq!(of(after, "reconcile_end").len(), 6);
         assert_eq!(of(before, "reconcile_start").len(), 3);
-        assert!(of(&run, "reconcile_end").iter().all(|e| e["outcome"] == "ok"));
+        assert!(of(&run, "reconcile_end")
+            .iter()
+            .all(|e| e["outcome"] == "ok"));
         // 6 parents and 60 children; each lifetime LISTs and WATCHes parents and
         // children; each reconcile applies a status object (created the first time).
         let expected = BTreeMap::from([

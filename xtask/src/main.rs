@@ -54,9 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo => driver::run(&env, "demo", &[]),
         Command::Bench => driver::run(&env, "bench", &[]),
         Command::Fixture => driver::run(&env, "apiserver-fixture", &[]),
-        Command::Validate { scenario } => {
-            driver::run(&env, "validate", scenario.as_slice())
-        }
+        Command::Validate { scenario } => driver::run(&env, "validate", scenario.as_slice()),
     }
 }
 
@@ -83,7 +81,13 @@ fn build_refctl(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
     cmd::run(
         std::process::Command::new("cargo")
             .current_dir(&env.root)
-            .args(["build", "--package", "reference-controller", "--bin", "refctl"]),
+            .args([
+                "build",
+                "--package",
+                "reference-controller",
+                "--bin",
+                "refctl",
+            ]),
     )?;
     Ok(env.root.join("target/debug/refctl"))
 }

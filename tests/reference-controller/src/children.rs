@@ -53,7 +53,10 @@ impl Children {
                     Ok(Event::InitApply(child) | Event::Apply(child)) => {
                         if let Some(parent) = child.labels().get(PARENT_LABEL) {
                             let mut index = writer.lock().unwrap_or_else(|e| e.into_inner());
-                            index.entry(parent.clone()).or_default().insert(child.name_any());
+                            index
+                                .entry(parent.clone())
+                                .or_default()
+                                .insert(child.name_any());
                         }
                     }
                     Ok(Event::Delete(child)) => {
@@ -77,7 +80,8 @@ impl Children {
             }
         } else {
             let (store, writer) = reflector::store();
-            let events = reflector::reflector(writer, watcher::watcher(api, config)).default_backoff();
+            let events =
+                reflector::reflector(writer, watcher::watcher(api, config)).default_backoff();
             let task = tokio::spawn(events.for_each(move |event| {
                 match event {
                     Ok(Event::InitDone) => {

@@ -58,7 +58,10 @@ pub fn rv_class(verb: &str, query: &str) -> Option<&'static str> {
 
 /// `watch=true` or `watch=1` (the apiserver parses the flag with strconv.ParseBool).
 fn is_watch(query: &str) -> bool {
-    matches!(param(query, "watch"), Some("true" | "1" | "t" | "T" | "TRUE" | "True"))
+    matches!(
+        param(query, "watch"),
+        Some("true" | "1" | "t" | "T" | "TRUE" | "True")
+    )
 }
 
 /// The first non-empty value of query parameter `name` (as sent; the values compared
@@ -133,7 +136,10 @@ mod tests {
         assert_eq!(c("get", "&resourceVersion=0"), Some("any"));
         assert_eq!(c("get", "&resourceVersion=12"), Some("not_older_than"));
         assert_eq!(
-            c("list", "&resourceVersion=12&resourceVersionMatch=NotOlderThan"),
+            c(
+                "list",
+                "&resourceVersion=12&resourceVersionMatch=NotOlderThan"
+            ),
             Some("not_older_than")
         );
         assert_eq!(
@@ -143,10 +149,16 @@ mod tests {
         assert_eq!(c("list", "&limit=2&continue=eyJ2"), Some("continue"));
         assert_eq!(c("watch", "&watch=true&resourceVersion=0"), Some("any"));
         assert_eq!(
-            c("watch", "&watch=true&allowWatchBookmarks=true&resourceVersion=77"),
+            c(
+                "watch",
+                "&watch=true&allowWatchBookmarks=true&resourceVersion=77"
+            ),
             Some("exact")
         );
-        assert_eq!(c("watch", "&watch=true&resourceVersion="), Some("most_recent"));
+        assert_eq!(
+            c("watch", "&watch=true&resourceVersion="),
+            Some("most_recent")
+        );
         assert_eq!(c("create", "resourceVersion=0"), None);
         assert_eq!(c("patch", ""), None);
     }

@@ -52,10 +52,20 @@ pub enum Record {
     },
     Request(Request),
     /// The token bucket held a request back for `wait_ms` before sending it.
-    ThrottleWait { time: f64, wait_ms: f64 },
+    ThrottleWait {
+        time: f64,
+        wait_ms: f64,
+    },
     /// A periodic resync: every cached object is queued for reconcile, no API call.
-    ResyncTick { time: f64, tick: u32, objects: usize },
-    ReconcileStart { time: f64, object: String },
+    ResyncTick {
+        time: f64,
+        tick: u32,
+        objects: usize,
+    },
+    ReconcileStart {
+        time: f64,
+        object: String,
+    },
     /// `outcome`: `ok`, `error`, or `cancelled` (the controller stopped mid-reconcile).
     ReconcileEnd {
         time: f64,
@@ -65,7 +75,9 @@ pub enum Record {
     },
     /// The controller was stopped and a fresh one (new connections, empty caches)
     /// started.
-    Restart { time: f64 },
+    Restart {
+        time: f64,
+    },
 }
 
 /// Seconds since the Unix epoch, now.

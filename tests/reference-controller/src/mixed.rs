@@ -47,7 +47,10 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
             &[("refctl", slug), ("role", "item")],
             &[("filler", objects::filler(300))],
         );
-        let created = api.create(&PostParams::default(), &cm).await.map_err(api_err("create"))?;
+        let created = api
+            .create(&PostParams::default(), &cm)
+            .await
+            .map_err(api_err("create"))?;
         rvs.push(created.resource_version().unwrap_or_default());
     }
     let (first_rv, rv) = (rvs[0].clone(), rvs[2].clone());
@@ -56,10 +59,17 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     for _ in 0..2 {
         api.get(&first).await.map_err(api_err("get"))?;
     }
-    let missing = api.get_opt(&format!("{slug}-missing")).await.map_err(api_err("get missing"))?;
+    let missing = api
+        .get_opt(&format!("{slug}-missing"))
+        .await
+        .map_err(api_err("get missing"))?;
     assert!(missing.is_none(), "{slug}-missing exists");
-    api.get_with(&first, &GetParams::any()).await.map_err(api_err("get any"))?;
-    api.get_with(&first, &GetParams::at(&rv)).await.map_err(api_err("get at"))?;
+    api.get_with(&first, &GetParams::any())
+        .await
+        .map_err(api_err("get any"))?;
+    api.get_with(&first, &GetParams::at(&rv))
+        .await
+        .map_err(api_err("get at"))?;
 
     let mine = ListParams::default().labels(&selector);
     let lists = [
@@ -74,7 +84,10 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     for lp in &lists {
         api.list(lp).await.map_err(api_err("list"))?;
     }
-    let page = api.list(&mine.clone().limit(2)).await.map_err(api_err("list page"))?;
+    let page = api
+        .list(&mine.clone().limit(2))
+        .await
+        .map_err(api_err("list page"))?;
     let token = page.metadata.continue_.unwrap_or_default();
     api.list(&mine.clone().limit(2).continue_token(&token))
         .await
@@ -83,7 +96,10 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     let wp = WatchParams::default().labels(&selector).timeout(1);
     for from in [first_rv.as_str(), "0", ""] {
         let events = api.watch(&wp, from).await.map_err(api_err("watch"))?;
-        let events: Vec<_> = events.try_collect().await.map_err(api_err("watch events"))?;
+        let events: Vec<_> = events
+            .try_collect()
+            .await
+            .map_err(api_err("watch events"))?;
         tracing::debug!(from, events = events.len(), "watch ended");
     }
 

@@ -71,13 +71,21 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     let api: Api<ConfigMap> = Api::default_namespaced(client);
     let parent_name = |i: usize| format!("{slug}-{i}");
     let parents = (0..args.parents).map(|i| {
-        objects::config_map(&parent_name(i), &[("refctl", slug), ("role", "parent")], &[])
+        objects::config_map(
+            &parent_name(i),
+            &[("refctl", slug), ("role", "parent")],
+            &[],
+        )
     });
     let children = (0..args.parents).flat_map(|i| {
         (0..args.children).map(move |j| {
             objects::config_map(
                 &format!("{slug}-{i}-child-{j}"),
-                &[("refctl", slug), ("role", "child"), (PARENT_LABEL, &parent_name(i))],
+                &[
+                    ("refctl", slug),
+                    ("role", "child"),
+                    (PARENT_LABEL, &parent_name(i)),
+                ],
                 &[("revision", objects::filler(128))],
             )
         })
@@ -89,7 +97,9 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
 
     let restart_after = args.restart_after.unwrap_or(args.parents / 2);
     run_controller(s, args, slug, user_agent, Some(restart_after)).await?;
-    s.ledger.write(&Record::Restart { time: ledger::now() });
+    s.ledger.write(&Record::Restart {
+        time: ledger::now(),
+    });
     run_controller(s, args, slug, user_agent, None).await
 }
 
@@ -113,14 +123,25 @@ async fn run_controller(
         begun: AtomicUsize::new(0),
         stop_after,
     });
-    let run = Controller::new(api, watcher::Config::default().labels(&objects::selector(slug, "parent")))
-        .with_config(controller::Config::default().concurrency(workers))
-        .run(reconcile, |_, _, _| Action::await_change(), ctx);
-    until_reconciled(run, stop_after.unwrap_or(args.parents), Duration::from_secs(120)).await
+    let run = Controller::new(
+        api,
+        watcher::Config::default().labels(&objects::selector(slug, "parent")),
+    )
+    .with_config(controller::Config::default().concurrency(workers))
+    .run(reconcile, |_, _, _| Action::await_change(), ctx);
+    until_reconciled(
+        run,
+        stop_after.unwrap_or(args.parents),
+        Duration::from_secs(120),
+    )
+    .await
 }
 
 async fn reconcile(parent: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, ReconcileError> {
-    if ctx.stop_after.is_some_and(|n| ctx.begun.fetch_add(1, Ordering::SeqCst) >= n) {
+    if ctx
+        .stop_after
+        .is_some_and(|n| ctx.begun.fetch_add(1, Ordering::SeqCst) >= n)
+    {
         return std::future::pending().await;
     }
     let name = parent.name_any();
@@ -142,8 +163,12 @@ async fn reconcile(parent: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
             &Patch::Apply(&status),
         )
         .await;
-    span.finish(applied.map(|_| Action::await_change()).map_err(|source| ReconcileError {
-        object: name,
-        source,
-    }))
+    span.finish(
+        applied
+            .map(|_| Action::await_change())
+            .map_err(|source| ReconcileError {
+                object: name,
+                source,
+            }),
+    )
 }

@@ -83,7 +83,9 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
             )
         })
         .collect();
-    objects::create_all(&api, items).await.map_err(Error::Setup)?;
+    objects::create_all(&api, items)
+        .await
+        .map_err(Error::Setup)?;
 
     let mut list = ListParams::default().labels(&selector);
     if args.rv == Rv::Zero {
@@ -109,9 +111,10 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
         list,
         ledger: s.ledger.clone(),
     });
-    let run = controller
-        .reconcile_all_on(ticks)
-        .run(reconcile, |_, _, _| Action::await_change(), ctx);
+    let run =
+        controller
+            .reconcile_all_on(ticks)
+            .run(reconcile, |_, _, _| Action::await_change(), ctx);
     let expected = args.objects * (args.ticks as usize + 1);
     let limit = period * (args.ticks + 1) + Duration::from_secs(60);
     until_reconciled(run, expected, limit).await
@@ -121,8 +124,12 @@ async fn reconcile(object: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let name = object.name_any();
     let span = Span::start(&ctx.ledger, &name);
     let listed = ctx.api.list(&ctx.list).await;
-    span.finish(listed.map(|_| Action::await_change()).map_err(|source| ReconcileError {
-        object: name,
-        source,
-    }))
+    span.finish(
+        listed
+            .map(|_| Action::await_change())
+            .map_err(|source| ReconcileError {
+                object: name,
+                source,
+            }),
+    )
 }

@@ -59,7 +59,9 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
             )
         })
         .collect();
-    objects::create_all(&api, items).await.map_err(Error::Setup)?;
+    objects::create_all(&api, items)
+        .await
+        .map_err(Error::Setup)?;
 
     let selector = objects::selector(SLUG, "item");
     let ctx = Arc::new(Ctx {
@@ -73,7 +75,12 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     );
     // Two requests per object at qps, plus the watcher's LIST and WATCH.
     let secs = (2 * args.objects + 2) as f64 / args.qps;
-    until_reconciled(run, args.objects, Duration::from_secs_f64(secs) + Duration::from_secs(60)).await
+    until_reconciled(
+        run,
+        args.objects,
+        Duration::from_secs_f64(secs) + Duration::from_secs(60),
+    )
+    .await
 }
 
 /// GETs the object, then creates its status object (not watched, so no feedback).
@@ -90,8 +97,12 @@ async fn reconcile(object: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
         ctx.api.create(&PostParams::default(), &status).await
     }
     .await;
-    span.finish(result.map(|_| Action::await_change()).map_err(|source| ReconcileError {
-        object: name,
-        source,
-    }))
+    span.finish(
+        result
+            .map(|_| Action::await_change())
+            .map_err(|source| ReconcileError {
+                object: name,
+                source,
+            }),
+    )
 }

@@ -17,14 +17,21 @@ fn main() {
             Some(s) => vec![s],
             None => {
                 let names: Vec<_> = SCENARIOS.iter().map(|s| s.name).collect();
-                eprintln!("validate: no scenario {name:?}; the scenarios: {}", names.join(", "));
+                eprintln!(
+                    "validate: no scenario {name:?}; the scenarios: {}",
+                    names.join(", ")
+                );
                 std::process::exit(2);
             }
         },
     };
     let build = APISERVER_BUILDS[0];
     let server = ApiServer::start(build);
-    println!("validate: {build} (pid {}) serving {}", server.pid(), server.url);
+    println!(
+        "validate: {build} (pid {}) serving {}",
+        server.pid(),
+        server.url
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let mut failed = Vec::new();
     for scenario in selected {
@@ -33,7 +40,12 @@ fn main() {
         println!(
             "\n== {} ({}): {}",
             scenario.name,
-            scenario.runs.iter().map(|r| r.user_agent).collect::<Vec<_>>().join(", "),
+            scenario
+                .runs
+                .iter()
+                .map(|r| r.user_agent)
+                .collect::<Vec<_>>()
+                .join(", "),
             if passed { "PASS" } else { "FAIL" }
         );
         println!("{}\n{}", outcome.comparison, outcome.http_versions);
