@@ -60,7 +60,12 @@ fn main() {
     if failed.is_empty() {
         println!("\nvalidate: every scenario passed");
     } else {
-        println!("\nvalidate: FAILED: {}", failed.join(", "));
+        let kept = dir.keep();
+        println!(
+            "\nvalidate: FAILED: {}; captures and ledgers kept in {}",
+            failed.join(", "),
+            kept.display()
+        );
         std::process::exit(1);
     }
 }
