@@ -217,11 +217,6 @@ mod tests {
         assert!(!c.passed());
         assert!(c.to_string().contains("MISMATCH"), "{c}");
     }
-}
-
-#[cfg(test)]
-mod http_version_tests {
-    use super::*;
 
     #[test]
     fn without_a_verb_dimension_only_counts_are_compared() {

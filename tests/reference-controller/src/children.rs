@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     core::{Expression, Selector, SelectorExt},
@@ -44,59 +44,40 @@ impl Children {
     pub fn start(api: Api<ConfigMap>, selector: &str, indexed: bool) -> Self {
         let config = watcher::Config::default().labels(selector);
         let (ready_tx, ready) = watch::channel(false);
-        if indexed {
+        let (lookup, task) = if indexed {
             let index = Index::default();
-            let events = watcher::watcher(api, config).default_backoff();
             let writer = index.clone();
-            let task = tokio::spawn(events.for_each(move |event| {
+            let events = watcher::watcher(api, config).default_backoff();
+            let task = drain(events, ready_tx, move |event| {
+                let mut index = writer.lock().unwrap_or_else(|e| e.into_inner());
                 match event {
-                    Ok(Event::InitApply(child) | Event::Apply(child)) => {
+                    Event::InitApply(child) | Event::Apply(child) => {
                         if let Some(parent) = child.labels().get(PARENT_LABEL) {
-                            let mut index = writer.lock().unwrap_or_else(|e| e.into_inner());
                             index
                                 .entry(parent.clone())
                                 .or_default()
                                 .insert(child.name_any());
                         }
                     }
-                    Ok(Event::Delete(child)) => {
-                        let mut index = writer.lock().unwrap_or_else(|e| e.into_inner());
+                    Event::Delete(child) => {
                         for names in index.values_mut() {
                             names.remove(&child.name_any());
                         }
                     }
-                    Ok(Event::InitDone) => {
-                        ready_tx.send_replace(true);
-                    }
-                    Ok(Event::Init) => {}
-                    Err(e) => tracing::warn!(error = %e, "children watcher"),
+                    Event::Init | Event::InitDone => {}
                 }
-                futures::future::ready(())
-            }));
-            Self {
-                lookup: Lookup::Index(index),
-                ready,
-                task,
-            }
+            });
+            (Lookup::Index(index), task)
         } else {
             let (store, writer) = reflector::store();
             let events =
                 reflector::reflector(writer, watcher::watcher(api, config)).default_backoff();
-            let task = tokio::spawn(events.for_each(move |event| {
-                match event {
-                    Ok(Event::InitDone) => {
-                        ready_tx.send_replace(true);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "children watcher"),
-                }
-                futures::future::ready(())
-            }));
-            Self {
-                lookup: Lookup::Scan(store),
-                ready,
-                task,
-            }
+            (Lookup::Scan(store), drain(events, ready_tx, |_| {}))
+        };
+        Self {
+            lookup,
+            ready,
+            task,
         }
     }
 
@@ -130,6 +111,30 @@ impl Children {
             ),
         }
     }
+}
+
+/// Spawns a task passing every watcher event to `each`, and flagging `ready` once the
+/// initial list is in.
+fn drain<S>(
+    events: S,
+    ready: watch::Sender<bool>,
+    mut each: impl FnMut(&Event<ConfigMap>) + Send + 'static,
+) -> JoinHandle<()>
+where
+    S: Stream<Item = Result<Event<ConfigMap>, watcher::Error>> + Send + 'static,
+{
+    tokio::spawn(events.for_each(move |event| {
+        match event {
+            Ok(event) => {
+                if matches!(event, Event::InitDone) {
+                    ready.send_replace(true);
+                }
+                each(&event);
+            }
+            Err(e) => tracing::warn!(error = %e, "children watcher"),
+        }
+        futures::future::ready(())
+    }))
 }
 
 impl Drop for Children {

@@ -45,6 +45,26 @@ pub async fn create_all(api: &Api<ConfigMap>, objects: Vec<ConfigMap>) -> kube::
         .await
 }
 
+/// Creates `count` objects `{slug}-{i}` labelled `refctl={slug},role=item`, each with
+/// `filler` bytes of data.
+pub async fn create_items(
+    api: &Api<ConfigMap>,
+    slug: &str,
+    count: usize,
+    filler_len: usize,
+) -> kube::Result<()> {
+    let items = (0..count)
+        .map(|i| {
+            config_map(
+                &format!("{slug}-{i}"),
+                &[("refctl", slug), ("role", "item")],
+                &[("filler", filler(filler_len))],
+            )
+        })
+        .collect();
+    create_all(api, items).await
+}
+
 /// The label selector of a scenario's objects of one role.
 pub fn selector(slug: &str, role: &str) -> String {
     format!("refctl={slug},role={role}")

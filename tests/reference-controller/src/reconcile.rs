@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use kube::runtime::controller::Action;
+
 use crate::ledger::{self, Ledger, Record};
 
 /// A reconcile in progress; writes `reconcile_end` (outcome `cancelled` unless
@@ -29,10 +31,16 @@ impl Span {
         }
     }
 
-    /// Ends the reconcile with `result`'s outcome and passes it on.
-    pub fn finish<T, E>(mut self, result: Result<T, E>) -> Result<T, E> {
+    /// Ends the reconcile with the outcome of its last API call: done until the next
+    /// change (the controllers here never requeue), or the call's error.
+    pub fn finish<T>(mut self, result: kube::Result<T>) -> Result<Action, ReconcileError> {
         self.outcome = if result.is_ok() { "ok" } else { "error" };
         result
+            .map(|_| Action::await_change())
+            .map_err(|source| ReconcileError {
+                object: self.object.clone(),
+                source,
+            })
     }
 }
 

@@ -163,12 +163,5 @@ async fn reconcile(parent: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
             &Patch::Apply(&status),
         )
         .await;
-    span.finish(
-        applied
-            .map(|_| Action::await_change())
-            .map_err(|source| ReconcileError {
-                object: name,
-                source,
-            }),
-    )
+    span.finish(applied)
 }

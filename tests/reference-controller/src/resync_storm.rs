@@ -74,16 +74,7 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     let client = client::build(&s.kubeconfig, Http::H1, user_agent, None, &s.ledger).await?;
     let api: Api<ConfigMap> = Api::default_namespaced(client);
     let selector = objects::selector(slug, "item");
-    let items = (0..args.objects)
-        .map(|i| {
-            objects::config_map(
-                &format!("{slug}-{i}"),
-                &[("refctl", slug), ("role", "item")],
-                &[("filler", objects::filler(512))],
-            )
-        })
-        .collect();
-    objects::create_all(&api, items)
+    objects::create_items(&api, slug, args.objects, 512)
         .await
         .map_err(Error::Setup)?;
 
@@ -124,12 +115,5 @@ async fn reconcile(object: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
     let name = object.name_any();
     let span = Span::start(&ctx.ledger, &name);
     let listed = ctx.api.list(&ctx.list).await;
-    span.finish(
-        listed
-            .map(|_| Action::await_change())
-            .map_err(|source| ReconcileError {
-                object: name,
-                source,
-            }),
-    )
+    span.finish(listed)
 }

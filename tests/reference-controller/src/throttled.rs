@@ -50,16 +50,7 @@ pub async fn run(s: &Scenario, args: &Args) -> Result<(), Error> {
     };
     let client = client::build(&s.kubeconfig, Http::H1, USER_AGENT, Some(limit), &s.ledger).await?;
     let api: Api<ConfigMap> = Api::default_namespaced(client);
-    let items = (0..args.objects)
-        .map(|i| {
-            objects::config_map(
-                &format!("{SLUG}-{i}"),
-                &[("refctl", SLUG), ("role", "item")],
-                &[("filler", objects::filler(256))],
-            )
-        })
-        .collect();
-    objects::create_all(&api, items)
+    objects::create_items(&api, SLUG, args.objects, 256)
         .await
         .map_err(Error::Setup)?;
 
@@ -97,12 +88,5 @@ async fn reconcile(object: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, Reco
         ctx.api.create(&PostParams::default(), &status).await
     }
     .await;
-    span.finish(
-        result
-            .map(|_| Action::await_change())
-            .map_err(|source| ReconcileError {
-                object: name,
-                source,
-            }),
-    )
+    span.finish(result)
 }
