@@ -7,6 +7,8 @@
 //! Every scenario is bounded in objects, ticks and time, and sends only to the
 //! kubeconfig's server.
 
+#![forbid(unsafe_code)]
+
 mod children;
 mod classify;
 mod client;
