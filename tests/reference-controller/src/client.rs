@@ -26,6 +26,16 @@ pub enum Http {
     H2,
 }
 
+impl Http {
+    /// The version as Go's `Request.Proto` (and apiprof) names it.
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::H1 => "HTTP/1.1",
+            Self::H2 => "HTTP/2.0",
+        }
+    }
+}
+
 /// Client-side rate limit: `qps` requests per second after a burst of `burst`.
 #[derive(Clone, Copy, Debug)]
 pub struct RateLimit {
@@ -85,7 +95,7 @@ pub async fn build(
         .option_layer(limit.map(|l| ThrottleLayer::new(l.qps, l.burst, ledger.clone())))
         .option_layer(config.auth_layer().map_err(ClientError::Config)?)
         .layer(config.extra_headers_layer().map_err(ClientError::Config)?)
-        .layer(TracedLayer::new(ledger.clone()))
+        .layer(TracedLayer::new(ledger.clone(), http.version()))
         .map_err(BoxError::from)
         .service(hyper);
     Ok(Client::new(service, config.default_namespace))

@@ -29,8 +29,9 @@ pub struct Request {
     pub resource: String,
     pub rv_class: Option<&'static str>,
     pub user_agent: String,
-    /// `HTTP/1.1` or `HTTP/2.0`; null when no response came.
-    pub http_version: Option<&'static str>,
+    /// `HTTP/1.1` or `HTTP/2.0`: the response's, or when no response came, the only
+    /// one the client offers (ALPN).
+    pub http_version: &'static str,
     /// Null when no response came (a transport error, or the request was abandoned).
     pub status: Option<u16>,
     /// Response body bytes received.

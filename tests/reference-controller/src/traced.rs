@@ -25,11 +25,16 @@ use crate::{
 #[derive(Clone)]
 pub struct TracedLayer {
     ledger: Ledger,
+    /// The HTTP version the client speaks, until a response says otherwise.
+    http_version: &'static str,
 }
 
 impl TracedLayer {
-    pub fn new(ledger: Ledger) -> Self {
-        Self { ledger }
+    pub fn new(ledger: Ledger, http_version: &'static str) -> Self {
+        Self {
+            ledger,
+            http_version,
+        }
     }
 }
 
@@ -39,7 +44,7 @@ impl<S> Layer<S> for TracedLayer {
     fn layer(&self, inner: S) -> Traced<S> {
         Traced {
             inner,
-            ledger: self.ledger.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -48,7 +53,7 @@ impl<S> Layer<S> for TracedLayer {
 #[derive(Clone)]
 pub struct Traced<S> {
     inner: S,
-    ledger: Ledger,
+    layer: TracedLayer,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Traced<S>
@@ -67,23 +72,23 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let mut line = Line {
-            ledger: self.ledger.clone(),
-            record: Some(sent(&req)),
+            ledger: self.layer.ledger.clone(),
+            record: Some(sent(&req, self.layer.http_version)),
         };
         let response = self.inner.call(req);
         Box::pin(async move {
             let response = response.await?;
             if let Some(record) = &mut line.record {
                 record.status = Some(response.status().as_u16());
-                record.http_version = Some(version(response.version()));
+                record.http_version = version(response.version());
             }
             Ok(response.map(|inner| Counted { inner, line }))
         })
     }
 }
 
-/// The ledger record of a request about to be sent.
-fn sent<B>(req: &Request<B>) -> ledger::Request {
+/// The ledger record of a request about to be sent on `http_version`.
+fn sent<B>(req: &Request<B>, http_version: &'static str) -> ledger::Request {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -102,7 +107,7 @@ fn sent<B>(req: &Request<B>) -> ledger::Request {
         method,
         path,
         query,
-        http_version: None,
+        http_version,
         status: None,
         bytes: 0,
         finished: false,
