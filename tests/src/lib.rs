@@ -1,8 +1,9 @@
 //! Root-only integration tests for apiprof, their fixtures and the demo driver.
 //!
-//! Run through `cargo xtask test` (or `cargo xtask demo`): xtask builds the Go fixtures
-//! and apiprof first and passes their locations in `APIPROF_FIXTURES` and `APIPROF_BIN`,
-//! and that of Debian sid's etcd and kubectl in `APIPROF_SID`.
+//! Run through `cargo xtask test` (or `cargo xtask demo`, `cargo xtask validate`): xtask
+//! builds the Go fixtures, apiprof and the reference controller first and passes their
+//! locations in `APIPROF_FIXTURES`, `APIPROF_BIN` and `APIPROF_REFCTL`, and that of
+//! Debian sid's etcd and kubectl in `APIPROF_SID`.
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
@@ -10,6 +11,8 @@ pub mod goserver;
 pub mod kube;
 pub mod load;
 pub mod recorder;
+pub mod refctl;
+pub mod validation;
 
 use std::path::PathBuf;
 
@@ -47,6 +50,11 @@ pub fn sid_dir() -> PathBuf {
 /// The apiprof binary under test.
 pub fn apiprof_bin() -> PathBuf {
     from_xtask("APIPROF_BIN")
+}
+
+/// The reference controller (tests/reference-controller) binary.
+pub fn refctl_bin() -> PathBuf {
+    from_xtask("APIPROF_REFCTL")
 }
 
 /// Declares, for every Go fixture build (see [`GOSERVER_BUILDS`]), a module named after

@@ -35,6 +35,12 @@ enum Command {
     /// Run the apiserver fixture with its etcd, print its URL, token and kubeconfig, and
     /// keep it up until Ctrl-C.
     Fixture,
+    /// Run the reference controller's scenarios against the apiserver fixture under
+    /// apiprof and compare apiprof's report with the controller's ledger.
+    Validate {
+        /// One scenario (resync-storm, throttled, restart-catchup, mixed); all if absent.
+        scenario: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,25 +51,45 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => fixtures::build(&env).map(drop),
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
-        Command::Demo => driver::run(&env, "demo"),
-        Command::Bench => driver::run(&env, "bench"),
-        Command::Fixture => driver::run(&env, "apiserver-fixture"),
+        Command::Demo => driver::run(&env, "demo", &[]),
+        Command::Bench => driver::run(&env, "bench", &[]),
+        Command::Fixture => driver::run(&env, "apiserver-fixture", &[]),
+        Command::Validate { scenario } => driver::run(&env, "validate", scenario.as_slice()),
     }
 }
 
-/// Runs `cargo` with `args` in the tests crate's environment: the fixtures and apiprof
-/// built, and their locations (and sid's etcd and kubectl) passed as the tests expect.
+/// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof and
+/// the reference controller built, and their locations (and sid's etcd and kubectl)
+/// passed as the tests expect.
 fn run_tests_crate(env: &setup::Env, args: &[&str]) -> anyhow::Result<()> {
     let fixtures = fixtures::build(env)?;
     let apiprof = build_apiprof(env)?;
+    let refctl = build_refctl(env)?;
     cmd::run(
         std::process::Command::new("cargo")
             .current_dir(&env.root)
             .args(args)
             .env("APIPROF_FIXTURES", &fixtures)
             .env("APIPROF_BIN", &apiprof)
+            .env("APIPROF_REFCTL", &refctl)
             .env("APIPROF_SID", &env.sid),
     )
+}
+
+/// Builds the reference controller (`refctl`) and returns its path.
+fn build_refctl(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
+    cmd::run(
+        std::process::Command::new("cargo")
+            .current_dir(&env.root)
+            .args([
+                "build",
+                "--package",
+                "reference-controller",
+                "--bin",
+                "refctl",
+            ]),
+    )?;
+    Ok(env.root.join("target/debug/refctl"))
 }
 
 /// Builds the `apiprof` binary (with its eBPF programs) and returns its path.

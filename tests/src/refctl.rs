@@ -1,0 +1,265 @@
+//! The reference controller (tests/reference-controller, binary `refctl`) run against the
+//! apiserver fixture as a separate process, its ledger read back, and apiprof's report
+//! of the same run compared with it — what `cargo xtask validate` and
+//! tests/reference_controller.rs do.
+
+use std::{collections::BTreeMap, fmt, path::Path, process::Command, time::Duration};
+
+use serde_json::Value;
+
+use crate::{
+    apiserver::ApiServer,
+    load::{reported, Tally, BY_CLIENT},
+    recorder::{report_json, Recording},
+    refctl_bin,
+    validation::{compare, Comparison},
+};
+
+/// One `refctl` invocation: the user agent it sends, its arguments in each size.
+pub struct Run {
+    pub user_agent: &'static str,
+    full: &'static [&'static str],
+    short: &'static [&'static str],
+}
+
+/// A scenario: one or more `refctl` invocations (its variants), one after the other.
+pub struct Scenario {
+    pub name: &'static str,
+    pub runs: &'static [Run],
+}
+
+/// How long a scenario runs: `Full` for `cargo xtask validate` (each well under a
+/// minute), `Short` (a few seconds) for the integration test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Size {
+    Full,
+    Short,
+}
+
+/// Every scenario, in the order `cargo xtask validate` runs them.
+pub const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "resync-storm",
+        runs: &[
+            Run {
+                user_agent: "refctl-resync-storm/rv-unset",
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=unset",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=2",
+                    "--rv=unset",
+                ],
+            },
+            Run {
+                user_agent: "refctl-resync-storm/rv-0",
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=0",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=2",
+                    "--rv=0",
+                ],
+            },
+        ],
+    },
+    Scenario {
+        name: "throttled",
+        runs: &[Run {
+            user_agent: "refctl-throttled",
+            full: &["throttled", "--qps=20", "--burst=30", "--objects=100"],
+            short: &["throttled", "--qps=20", "--burst=30", "--objects=30"],
+        }],
+    },
+    Scenario {
+        name: "restart-catchup",
+        runs: &[
+            Run {
+                user_agent: "refctl-restart-catchup",
+                full: &["restart-catchup", "--parents=30", "--children=100"],
+                short: &["restart-catchup", "--parents=6", "--children=10"],
+            },
+            Run {
+                user_agent: "refctl-restart-catchup/fixed",
+                full: &[
+                    "restart-catchup",
+                    "--parents=30",
+                    "--children=100",
+                    "--fixed",
+                ],
+                short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
+            },
+        ],
+    },
+    Scenario {
+        name: "mixed",
+        runs: &[
+            Run {
+                user_agent: "refctl-mixed/h2",
+                full: &["mixed", "--http=h2"],
+                short: &["mixed", "--http=h2"],
+            },
+            Run {
+                user_agent: "refctl-mixed/h1",
+                full: &["mixed", "--http=h1"],
+                short: &["mixed", "--http=h1"],
+            },
+        ],
+    },
+];
+
+/// The scenario named `name`.
+pub fn scenario(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// A scenario's ledger lines, every run's in order.
+pub struct Ledger {
+    pub lines: Vec<Value>,
+}
+
+impl Ledger {
+    /// The lines of `type`.
+    pub fn of_type<'l>(&'l self, kind: &'l str) -> impl Iterator<Item = &'l Value> + 'l {
+        self.lines.iter().filter(move |l| l["type"] == kind)
+    }
+
+    /// Requests sent, keyed by the report dimensions `by` (null values as "null", as
+    /// in the JSON report: a write's rv_class).
+    pub fn truth(&self, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {
+        let mut tallies: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
+        for r in self.of_type("request") {
+            let key = by
+                .iter()
+                .map(|field| match &r[*field] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            let t = tallies.entry(key).or_default();
+            t.count += 1;
+            if let Some(status) = r["status"].as_u64() {
+                *t.status.entry(status as u16).or_default() += 1;
+            }
+            t.bytes += r["bytes"].as_u64().expect("request bytes");
+        }
+        tallies
+    }
+}
+
+impl fmt::Display for Ledger {
+    /// What the controller did beside requests: the detectors' truth.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |kind| self.of_type(kind).count();
+        let longest = self
+            .of_type("throttle_wait")
+            .filter_map(|w| w["wait_ms"].as_f64())
+            .fold(0.0, f64::max);
+        write!(
+            f,
+            "ledger: {} requests, {} resync ticks, {} reconciles ({} ok), {} throttle waits (longest {:.2} s), {} restarts",
+            n("request"),
+            n("resync_tick"),
+            n("reconcile_end"),
+            self.of_type("reconcile_end").filter(|e| e["outcome"] == "ok").count(),
+            n("throttle_wait"),
+            longest / 1e3,
+            n("restart"),
+        )
+    }
+}
+
+/// Runs every invocation of `scenario` against `server`, ledgers in `dir`; panics if
+/// refctl fails.
+pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> Ledger {
+    let mut lines = Vec::new();
+    for (i, run) in scenario.runs.iter().enumerate() {
+        let path = dir.join(format!("{}-{i}.ledger.jsonl", scenario.name));
+        let args = match size {
+            Size::Full => run.full,
+            Size::Short => run.short,
+        };
+        let mut refctl = Command::new(refctl_bin());
+        if std::env::var_os("REFCTL_LOG").is_none() {
+            refctl.env("REFCTL_LOG", "warn,kube_client::client::tls=error");
+        }
+        let status = refctl
+            .arg("--kubeconfig")
+            .arg(&server.kubeconfig)
+            .arg("--ledger")
+            .arg(&path)
+            .args(args)
+            .status()
+            .expect("starting refctl");
+        assert!(status.success(), "refctl {args:?} exited with {status}");
+        let text = std::fs::read_to_string(&path).expect("reading the ledger");
+        lines.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).expect("a ledger line is JSON")),
+        );
+    }
+    Ledger { lines }
+}
+
+/// The dimensions that show each client's HTTP version on the wire.
+pub const BY_HTTP_VERSION: [&str; 2] = ["user_agent", "http_version"];
+
+/// A scenario run under `apiprof record`, and the comparisons of its report with the
+/// ledger.
+pub struct Outcome {
+    pub ledger: Ledger,
+    /// Keyed by [`BY_CLIENT`]: counts and bytes.
+    pub comparison: Comparison,
+    /// Keyed by [`BY_HTTP_VERSION`]: counts.
+    pub http_versions: Comparison,
+    /// `apiprof report --format json --by` [`BY_CLIENT`].
+    pub report: Value,
+}
+
+impl Outcome {
+    /// Both comparisons passed.
+    pub fn passed(&self) -> bool {
+        self.comparison.passed() && self.http_versions.passed()
+    }
+}
+
+/// Records the apiserver fixture while `scenario` runs, then compares.
+pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> Outcome {
+    let capture = dir.join(format!("{}.capture.jsonl", scenario.name));
+    let recording = Recording::start(server.pid(), &capture);
+    let ledger = run(server, scenario, size, dir);
+    // Let the server finish the WATCHes the controller closed as it exited.
+    std::thread::sleep(Duration::from_secs(1));
+    let capture = recording.stop();
+    let report = report_json(&capture, &BY_CLIENT);
+    let comparison = compare(
+        &BY_CLIENT,
+        &ledger.truth(&BY_CLIENT),
+        &reported(&report, &BY_CLIENT),
+    );
+    let http_versions = compare(
+        &BY_HTTP_VERSION,
+        &ledger.truth(&BY_HTTP_VERSION),
+        &reported(&report_json(&capture, &BY_HTTP_VERSION), &BY_HTTP_VERSION),
+    );
+    Outcome {
+        ledger,
+        comparison,
+        http_versions,
+        report,
+    }
+}
