@@ -177,7 +177,11 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
     for (n, stack) in stacks.iter().take(8) {
         let frames: Vec<&str> = stack.split(';').collect();
         let shown = if frames.len() > 5 {
-            format!("{};…;{}", frames[..2].join(";"), frames[frames.len() - 3..].join(";"))
+            format!(
+                "{};…;{}",
+                frames[..2].join(";"),
+                frames[frames.len() - 3..].join(";")
+            )
         } else {
             stack.to_string()
         };

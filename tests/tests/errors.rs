@@ -77,7 +77,10 @@ fn a_cpu_rate_out_of_range_or_a_weight_without_folded_names_the_fix() {
         "record", "--pid", "1", "--output", "x.jsonl", "--cpu-hz", "5000",
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("--cpu-hz") && stderr.contains("1..=1000"), "{stderr}");
+    assert!(
+        stderr.contains("--cpu-hz") && stderr.contains("1..=1000"),
+        "{stderr}"
+    );
 
     std::fs::write(
         &capture,

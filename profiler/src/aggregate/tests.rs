@@ -8,7 +8,14 @@ use crate::{
     symbols::SymbolSource,
 };
 
-pub(crate) fn request(at: u64, ptr: u64, ua: &str, method: &str, path: &str, query: &str) -> HttpRequest {
+pub(crate) fn request(
+    at: u64,
+    ptr: u64,
+    ua: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+) -> HttpRequest {
     HttpRequest {
         ktime_ns: at,
         tid: 1,
@@ -34,7 +41,11 @@ fn response(at: u64, ptr: u64, status: u16, bytes: u64, writes: u64) -> HttpResp
     }
 }
 
-pub(crate) fn capture(requests: Vec<HttpRequest>, responses: Vec<HttpResponse>, end: bool) -> Capture {
+pub(crate) fn capture(
+    requests: Vec<HttpRequest>,
+    responses: Vec<HttpResponse>,
+    end: bool,
+) -> Capture {
     let header = Header {
         format_version: FORMAT_VERSION,
         pid: 1,
@@ -234,7 +245,10 @@ fn samples_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_bac
             (Value::Null, true, (520, 2), (2, 0.02)),
         ]
     );
-    assert_eq!((r.mem_profile_rate, r.cpu_sample_period_ns), (1, 10_000_000));
+    assert_eq!(
+        (r.mem_profile_rate, r.cpu_sample_period_ns),
+        (1, 10_000_000)
+    );
 }
 
 #[test]
