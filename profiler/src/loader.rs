@@ -217,6 +217,7 @@ fn attach(
         uprobe.load().map_err(|e| attach_err(&found[0].name, e))?;
     }
     let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
+    let mut attached = Vec::new();
     for function in &found {
         let code = target.binary.code(function);
         // (address, cookie): entry probes on the stack check's jump when there is one.
@@ -237,14 +238,19 @@ fn attach(
                 .collect(),
         };
         if addresses.is_empty() {
-            return Err(LoadError::NoAttachPoint {
+            let error = LoadError::NoAttachPoint {
                 binary: target.exe.clone(),
                 function: function.name.clone(),
                 instruction: match probe.at {
                     At::CallTo(callee) => format!("CALL of {callee}"),
                     _ => "RET instruction".into(),
                 },
-            });
+            };
+            if probe.required {
+                return Err(error);
+            }
+            warn!(%error, "skipping an optional probe");
+            continue;
         }
         for (address, cookie) in &addresses {
             let file_offset = function.file_offset + (address - function.address);
@@ -260,8 +266,9 @@ fn attach(
                 .map_err(|e| attach_err(&function.name, e))?;
         }
         debug!(program, function = %function.name, points = addresses.len(), "attached");
+        attached.push(function.name.clone());
     }
-    Ok(found.into_iter().map(|f| f.name).collect())
+    Ok(attached)
 }
 
 /// Starts the sampling clock: a software CPU-clock perf event on every online CPU (it

@@ -117,13 +117,15 @@ pub const HTTP: &[Probe] = &[
 ];
 
 /// Goroutine lineage: a goroutine a handler starts works for its request, so its
-/// allocations and CPU samples are the request's.
+/// allocations and CPU samples are the request's. Optional: without it (a Go whose
+/// `newproc` is shaped otherwise than 1.19–1.27's), what such goroutines do counts as
+/// background, and apiprof says so.
 pub const LINEAGE: &[Probe] = &[Probe {
     program: "go_newproc",
     functions: &["runtime.newproc.func1"],
     at: At::CallTo("runtime.runqput"),
-    provides: "goroutine lineage",
-    required: true,
+    provides: "goroutine lineage (work of goroutines a handler starts counts as background)",
+    required: false,
 }];
 
 /// The runtime's memory-profile samples, attributed to requests through [`LINEAGE`].
