@@ -19,9 +19,8 @@ const H1_NAME: &[u8; 11] = b"user-agent:";
 /// HTTP/2 header names are lower case on the wire.
 const H2_NAME: &[u8; 10] = b"user-agent";
 
-/// Attached to every RET instruction of
-/// `func (r *textproto.Reader) readContinuedLineSlice(...) ([]byte, error)` (one header
-/// line; Go 1.19–1.27): the line in RAX (data) and RBX (length). Runs on the HTTP/1
+/// The `CALL bytes.Cut(kv, colon)` in `textproto.readMIMEHeader` (Go 1.19–1.27), once
+/// per header line: the line `kv` in RAX (data) and RBX (length). Runs on the HTTP/1
 /// connection's goroutine, which then serves the request.
 #[uprobe]
 pub fn http1_header_line(ctx: ProbeContext) -> u32 {

@@ -81,8 +81,10 @@ pub const HTTP: &[Probe] = &[
     },
     Probe {
         program: "http1_header_line",
-        functions: &["net/textproto.(*Reader).readContinuedLineSlice"],
-        at: At::Returns,
+        // `k, v, ok := bytes.Cut(kv, colon)`, once per header line: emulated, where the
+        // RETs of readContinuedLineSlice, which return the same line, are single-stepped.
+        functions: &["net/textproto.readMIMEHeader"],
+        at: At::CallTo("bytes.Cut"),
         provides: "HTTP/1 user agents",
         required: false,
     },
