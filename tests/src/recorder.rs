@@ -97,3 +97,27 @@ pub fn report_json(capture: &Path, by: &[&str]) -> serde_json::Value {
     serde_json::from_str(&report(capture, "json", &["--by", &by]))
         .expect("apiprof report printed invalid JSON")
 }
+
+/// The row of `report` (grouped by user agent, among other dimensions) whose user agent
+/// is `user_agent`; panics, showing the report, when it has none.
+pub fn row<'r>(report: &'r serde_json::Value, user_agent: &str) -> &'r serde_json::Value {
+    find_row(report, |r| r["user_agent"] == user_agent)
+        .unwrap_or_else(|| panic!("no row for {user_agent:?} in {report:#}"))
+}
+
+/// The background row of `report`; panics, showing the report, when it has none.
+pub fn background_row(report: &serde_json::Value) -> &serde_json::Value {
+    find_row(report, |r| r["background"] == true)
+        .unwrap_or_else(|| panic!("no background row in {report:#}"))
+}
+
+fn find_row(
+    report: &serde_json::Value,
+    matches: impl Fn(&serde_json::Value) -> bool,
+) -> Option<&serde_json::Value> {
+    report["requests"]
+        .as_array()
+        .expect("a report has rows")
+        .iter()
+        .find(|r| matches(r))
+}

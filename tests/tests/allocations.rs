@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use apiprof_tests::{
     goserver::GoServer,
     load::Http,
-    recorder::{report_json, Recording},
+    recorder::{background_row, report_json, Recording},
 };
 use serde_json::Value;
 
@@ -58,11 +58,7 @@ async fn attributed(
             )
         })
         .collect();
-    let background = rows
-        .iter()
-        .find(|r| r["background"] == true)
-        .cloned()
-        .unwrap_or_else(|| panic!("{build}: no background row in {report:#}"));
+    let background = background_row(&report).clone();
     (per_client, background)
 }
 

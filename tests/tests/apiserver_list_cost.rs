@@ -14,7 +14,7 @@
 use apiprof_tests::{
     apiserver::ApiServer,
     load::Http,
-    recorder::{report, report_json, Recording},
+    recorder::{background_row, report, report_json, row, Recording},
     APISERVER_BUILDS,
 };
 use serde_json::json;
@@ -82,16 +82,7 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
     let json = report_json(&capture, &by);
     assert_eq!(json["mem_profile_rate"], MEM_PROFILE_RATE);
 
-    let row = |ua: &str| {
-        json["requests"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .find(|r| r["user_agent"] == ua)
-            .unwrap_or_else(|| panic!("no row for {ua}"))
-            .clone()
-    };
-    let (quorum, cache) = (row("list-quorum"), row("list-watch-cache"));
+    let (quorum, cache) = (row(&json, "list-quorum"), row(&json, "list-watch-cache"));
     assert_eq!(
         (quorum["rv_class"].as_str(), cache["rv_class"].as_str()),
         (Some("most_recent"), Some("any"))
@@ -113,37 +104,31 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
         "CPU ms/LIST",
         "CPU samples",
         "resourceVersion unset (consistent)",
-        per_list(&quorum),
+        per_list(quorum),
         quorum["alloc_samples"],
-        cpu_ms(&quorum),
+        cpu_ms(quorum),
         quorum["cpu_samples"],
         "resourceVersion=0 (watch cache)",
-        per_list(&cache),
+        per_list(cache),
         cache["alloc_samples"],
-        cpu_ms(&cache),
+        cpu_ms(cache),
         cache["cpu_samples"],
     );
     // Either way the apiserver at least builds the JSON it sends.
-    for r in [&quorum, &cache] {
+    for r in [quorum, cache] {
         assert!(per_list(r) >= response, "{r}");
         assert!(r["alloc_samples"].as_u64() >= Some(LISTS * 10), "{r}");
     }
     // Building a LIST of K objects costs CPU: each variant's row holds its samples.
-    let background = json["requests"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["background"] == true)
-        .expect("a background row")
-        .clone();
+    let background = background_row(&json);
     let samples = |r: &serde_json::Value| r["cpu_samples"].as_u64().expect("cpu_samples");
-    for r in [&quorum, &cache] {
+    for r in [quorum, cache] {
         assert!(
             samples(r) >= MIN_SAMPLES_PER_100_LISTS * LISTS / 100,
             "{r}: fewer CPU samples than {LISTS} LISTs of {K} objects cost"
         );
     }
-    let lists = samples(&quorum) + samples(&cache);
+    let lists = samples(quorum) + samples(cache);
 
     // Where the CPU went, as folded stacks (the flame graph's input): every sample once.
     let folded = report(
@@ -159,7 +144,7 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
         })
         .collect();
     let total: u64 = stacks.iter().map(|(n, _)| n).sum();
-    assert_eq!(total, lists + samples(&background), "{folded}");
+    assert_eq!(total, lists + samples(background), "{folded}");
     // Samples taken while the kernel handled one of apiprof's own uprobes: the observer's
     // cost, on the request that hit the probe (mostly the write probe: a streamed LIST
     // writes once per object).

@@ -12,7 +12,7 @@
 use apiprof_tests::{
     goserver::GoServer,
     load::Http,
-    recorder::{report_json, Recording},
+    recorder::{background_row, report_json, row, Recording},
 };
 
 const PATH: &str = "/api/v1/namespaces/default/configmaps";
@@ -80,14 +80,8 @@ async fn cpu_attributed_within_15_percent(build: &str) {
 
     let report = report_json(&capture, &["user_agent"]);
     assert_eq!(report["cpu_sample_period_ns"], PERIOD_NS, "{build}");
-    let rows = report["requests"].as_array().expect("rows");
-    let row = |ua: &str| {
-        rows.iter()
-            .find(|r| r["user_agent"] == ua)
-            .unwrap_or_else(|| panic!("{build}: no row for {ua} in {report:#}"))
-    };
     for c in &CLIENTS {
-        let r = row(c.user_agent);
+        let r = row(&report, c.user_agent);
         let seconds = r["cpu_seconds"].as_f64().expect("cpu_seconds");
         let samples = r["cpu_samples"].as_u64().expect("cpu_samples");
         eprintln!(
@@ -108,17 +102,15 @@ async fn cpu_attributed_within_15_percent(build: &str) {
             c.cpu_seconds
         );
     }
-    let idle = row(IDLE)["cpu_samples"].as_u64().expect("cpu_samples");
+    let idle = row(&report, IDLE)["cpu_samples"]
+        .as_u64()
+        .expect("cpu_samples");
     eprintln!("{build}: {IDLE}: {idle} samples");
     assert!(
         idle <= IDLE_MAX_SAMPLES,
         "{build}: 50 plain GETs got {idle} CPU samples: another client's CPU leaked onto them"
     );
-    let background = rows
-        .iter()
-        .find(|r| r["background"] == true)
-        .unwrap_or_else(|| panic!("{build}: no background row in {report:#}"));
-    assert_eq!(background["count"], 0, "{build}");
+    assert_eq!(background_row(&report)["count"], 0, "{build}");
 }
 
 apiprof_tests::goserver_tests!(cpu_attributed_within_15_percent);

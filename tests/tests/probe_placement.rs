@@ -12,7 +12,7 @@
 use apiprof_tests::{
     goserver::GoServer,
     load::Http,
-    recorder::{report_json, Recording},
+    recorder::{report_json, row, Recording},
 };
 
 const PATH: &str = "/api/v1/namespaces/default/configmaps";
@@ -43,13 +43,7 @@ async fn calls_that_grow_the_stack_at_a_probe_count_once(build: &str) {
     let capture = recording.stop();
     let requests = u64::from(DEPTHS * SHIFTS);
     let report = report_json(&capture, &["user_agent"]);
-    let row = report["requests"]
-        .as_array()
-        .expect("rows")
-        .iter()
-        .find(|r| r["user_agent"] == "stack-growth")
-        .unwrap_or_else(|| panic!("{build}: no row in {report:#}"))
-        .clone();
+    let row = row(&report, "stack-growth");
     assert_eq!(
         (row["count"].as_u64(), row["status"]["200"].as_u64()),
         (Some(requests), Some(requests)),
