@@ -38,20 +38,26 @@ pub fn folded(capture: &Capture, by: &[Dimension], weight: Weight) -> String {
             .join(";"),
         None => "(background)".to_owned(),
     };
-    let mut weights: BTreeMap<(String, u32), f64> = BTreeMap::new();
+    // Summed per (request, stack) first: a prefix is built once per pair, not per sample.
+    let mut per_request: BTreeMap<(Option<usize>, u32), f64> = BTreeMap::new();
     match weight {
         Weight::Cpu => {
             for (c, owner) in capture.cpu.iter().zip(&attribution.cpu_owners) {
-                *weights.entry((prefix(*owner), c.stack_id)).or_default() += 1.0;
+                *per_request.entry((*owner, c.stack_id)).or_default() += 1.0;
             }
         }
         Weight::Alloc => {
             for (a, owner) in capture.allocs.iter().zip(&attribution.alloc_owners) {
                 let mut cost = AllocCost::default();
                 cost.add(a.size, capture.header.mem_profile_rate);
-                *weights.entry((prefix(*owner), a.stack_id)).or_default() += cost.bytes;
+                *per_request.entry((*owner, a.stack_id)).or_default() += cost.bytes;
             }
         }
+    }
+    // Requests that share the grouped dimensions share a prefix: their weights add up.
+    let mut weights: BTreeMap<(String, u32), f64> = BTreeMap::new();
+    for ((owner, stack_id), weight) in per_request {
+        *weights.entry((prefix(owner), stack_id)).or_default() += weight;
     }
     let mut out = String::new();
     for ((prefix, stack_id), weight) in weights {
