@@ -1,7 +1,7 @@
 //! Go struct field offsets, handed by userspace to the kernel per observed process.
 //!
 //! Userspace picks the values for the Go version the observed binary was built with from
-//! the generated table (`profiler/src/offsets/go_offsets.json`, `cargo xtask offsets`).
+//! the generated table (`profiler/src/target/offsets/go_offsets.json`, `cargo xtask offsets`).
 
 /// Byte offsets of the Go fields the probes read.
 #[repr(C)]

@@ -1,27 +1,21 @@
 //! apiprof: an eBPF-assisted load profiler for Go HTTP servers, above all the Kubernetes
-//! API server. The data flows probe → event → decode → capture → aggregate → report:
+//! API server. The folders follow the data:
 //!
-//! - [`loader`] loads the kernel programs and attaches them to a Go process, using
-//!   [`symbols`] (ELF `.symtab`, or `.gopclntab` in stripped binaries) and [`offsets`]
-//!   (generated per Go version);
-//! - [`record`] drains kernel events, [`decode`]s them and writes a [`capture`] file;
-//! - [`served`] joins request starts and ends and classifies them as the Kubernetes API
-//!   server does ([`k8s`]); [`aggregate`] groups them into rows that [`report`] renders.
+//! - [`target`]: the observed process — symbols (ELF `.symtab`, or `.gopclntab` in
+//!   stripped binaries), Go struct offsets per version, where each probe goes;
+//! - [`attach`]: loading the kernel programs and attaching them;
+//! - [`events`]: draining, decoding and cleaning kernel events;
+//! - [`capture`]: the capture file format, its writer and reader;
+//! - [`analyze`]: requests read as the API server reads them, joined with their costs,
+//!   grouped into rows;
+//! - [`report`]: table, JSON and folded stacks;
+//! - [`cli`]: one module per verb, wiring the stages together.
 #![deny(missing_docs)]
 
-pub mod aggregate;
+pub mod analyze;
+pub mod attach;
 pub mod capture;
 pub mod cli;
-pub mod decode;
-pub mod disasm;
-pub mod k8s;
-pub mod loader;
-pub mod mappings;
-pub mod offsets;
-pub mod probes;
-pub mod record;
-pub mod repeats;
+pub mod events;
 pub mod report;
-pub mod served;
-pub mod symbols;
 pub mod target;

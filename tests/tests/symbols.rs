@@ -1,7 +1,7 @@
 //! Stripped Go binaries are probed through `.gopclntab`, and at the same addresses the
 //! unstripped build's `.symtab` gives.
 
-use apiprof::{
+use apiprof::target::{
     disasm::global_compared_with_one,
     symbols::{GoBinary, SymbolSource},
 };

@@ -1,4 +1,4 @@
-//! `cargo xtask offsets`: regenerates `profiler/src/offsets/go_offsets.json`, the table of
+//! `cargo xtask offsets`: regenerates `profiler/src/target/offsets/go_offsets.json`, the table of
 //! Go struct field offsets the probes read, by running `xtask/go-offsets` with every Go
 //! toolchain setup provides. A field's entry lists each offset with the first Go version
 //! (major.minor) that has it.
@@ -43,7 +43,7 @@ pub fn generate(env: &Env) -> anyhow::Result<()> {
         "toolchains": toolchains,
         "fields": fields,
     });
-    let path = env.root.join("profiler/src/offsets/go_offsets.json");
+    let path = env.root.join("profiler/src/target/offsets/go_offsets.json");
     fs::write(&path, serde_json::to_string_pretty(&table)? + "\n")
         .with_context(|| format!("writing {}", path.display()))?;
     eprintln!("xtask: wrote {}", path.display());

@@ -9,9 +9,9 @@ use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
+    attach::{Probes, Tracking},
     capture::{Header, Writer, FORMAT_VERSION},
-    loader::{Probes, Tracking},
-    record::{record, StopReason},
+    events::drain::{record, StopReason},
     target::Target,
 };
 

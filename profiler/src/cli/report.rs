@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 
 use crate::{
-    aggregate::{aggregate, Dimension, DEFAULT_BY},
+    analyze::aggregate::{aggregate, Dimension, DEFAULT_BY},
     capture::Capture,
     report::{self, Weight},
 };

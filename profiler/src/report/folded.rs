@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::{
-    aggregate::Dimension,
+    analyze::aggregate::Dimension,
+    analyze::attribute::{attribute, AllocCost},
     capture::Capture,
-    served::{attribute, AllocCost},
 };
 
 /// What a folded stack is weighed by.
@@ -90,8 +90,8 @@ mod tests {
 
     #[test]
     fn stacks_are_folded_outermost_first_under_their_requests_dimensions() {
-        let mut c = crate::aggregate::tests::capture(
-            vec![crate::aggregate::tests::request(
+        let mut c = crate::analyze::aggregate::tests::capture(
+            vec![crate::analyze::aggregate::tests::request(
                 0,
                 0xa,
                 "kube-controller-manager/v1.36 (linux; amd64)",

@@ -1,7 +1,7 @@
 //! The JSON report: `{"requests": [...], "dropped_events": N, ...}`. Later versions add
 //! fields; existing ones are never renamed.
 
-use crate::aggregate::Report;
+use crate::analyze::aggregate::Report;
 
 /// The report as pretty-printed JSON.
 pub fn json(report: &Report) -> String {

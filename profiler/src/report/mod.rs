@@ -1,4 +1,4 @@
-//! Renders a [`Report`](crate::aggregate::Report) for people (`table`) and programs
+//! Renders a [`Report`](crate::analyze::aggregate::Report) for people (`table`) and programs
 //! (`json`), and a capture's samples as folded stacks for flame graphs (`folded`).
 
 mod folded;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::aggregate::{Report, Row};
+use crate::analyze::aggregate::{Report, Row};
 
 /// The report as an aligned text table followed by notes on data loss.
 pub fn table(report: &Report) -> String {

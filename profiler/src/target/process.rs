@@ -5,8 +5,8 @@ use std::{fs::File, os::unix::fs::FileExt, path::PathBuf};
 use tracing::debug;
 
 use crate::{
-    disasm::global_compared_with_one,
-    symbols::{GoBinary, SymbolError},
+    target::disasm::global_compared_with_one,
+    target::symbols::{GoBinary, SymbolError},
 };
 
 /// Go's default `runtime.MemProfileRate`: one sample per 512 KiB allocated on average.

@@ -19,10 +19,10 @@ use profiler_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    disasm::{calls_to, ret_addresses, stack_check_jump},
-    offsets::{self, OffsetsError},
-    probes::{self, At, Probe},
-    symbols::SymbolSource,
+    target::disasm::{calls_to, ret_addresses, stack_check_jump},
+    target::offsets::{self, OffsetsError},
+    target::probes::{self, At, Probe},
+    target::symbols::SymbolSource,
     target::{Target, TargetError},
 };
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use profiler_common::offsets::GoOffsets;
 use serde::Deserialize;
 
-use crate::symbols::GoVersion;
+use crate::target::symbols::GoVersion;
 
 const TABLE: &str = include_str!("go_offsets.json");
 

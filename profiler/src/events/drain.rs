@@ -6,12 +6,12 @@ use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{debug, warn};
 
 use crate::{
+    attach::Probes,
     capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
-    decode::{decode, Event},
-    loader::Probes,
-    mappings::Mappings,
-    repeats::Repeats,
-    symbols::GoBinary,
+    events::decode::{decode, Event},
+    events::mappings::Mappings,
+    events::repeats::Repeats,
+    target::symbols::GoBinary,
 };
 
 /// How often the ring buffer is drained even without a kernel wake-up (the kernel wakes

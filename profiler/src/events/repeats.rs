@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::decode::Event;
+use crate::events::decode::Event;
 
 /// What each goroutine last reported.
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl Repeats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{AllocSample, HttpRequest, HttpResponse};
+    use crate::events::decode::{AllocSample, HttpRequest, HttpResponse};
 
     fn start(goroutine: u64, request: u64) -> Event {
         Event::HttpRequest(HttpRequest {

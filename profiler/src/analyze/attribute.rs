@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 
 use crate::{
+    analyze::k8s::{Query, RequestInfo, RvClass, Selector},
     capture::Capture,
-    decode::{HttpRequest, HttpResponse},
-    k8s::{Query, RequestInfo, RvClass, Selector},
+    events::decode::{HttpRequest, HttpResponse},
 };
 
 /// One request: what was asked, what it meant, and how it ended (if it did).

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
+    analyze::attribute::{attribute, AllocCost, Attribution, Served},
     capture::Capture,
-    served::{attribute, AllocCost, Attribution, Served},
 };
 
 /// What requests can be grouped by (`apiprof report --by`).

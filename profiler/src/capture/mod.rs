@@ -13,8 +13,8 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    decode::{HttpRequest, HttpResponse},
-    symbols::SymbolSource,
+    events::decode::{HttpRequest, HttpResponse},
+    target::symbols::SymbolSource,
 };
 
 /// Capture format version, bumped on incompatible changes.

@@ -1,11 +1,11 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::served::AllocCost;
+use crate::analyze::attribute::AllocCost;
 use crate::{
     capture::{Alloc, Cpu, End, Header, FORMAT_VERSION},
-    decode::{HttpRequest, HttpResponse},
-    symbols::SymbolSource,
+    events::decode::{HttpRequest, HttpResponse},
+    target::symbols::SymbolSource,
 };
 
 pub(crate) fn request(

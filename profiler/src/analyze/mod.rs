@@ -1,0 +1,6 @@
+//! From events to answers: requests read as the API server reads them ([`k8s`]), joined
+//! with their costs ([`attribute`]) and grouped into report rows ([`aggregate`]).
+
+pub mod aggregate;
+pub mod attribute;
+pub mod k8s;
