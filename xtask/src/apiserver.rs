@@ -35,7 +35,7 @@ pub fn build(env: &Env, out: &Path) -> anyhow::Result<()> {
         .iter()
         .find(|go| go.version == "1.27")
         .context("setup provides no Go 1.27")?;
-    let src = env.root.join("target/apiserver-src");
+    let src = env.target.join("apiserver-src");
     fs::create_dir_all(&src)?;
     fs::copy(
         env.root.join("tests/fixtures/apiserver/main.go"),
@@ -84,7 +84,7 @@ fn gopath(env: &Env, go: &GoToolchain, mut cmd: Command) -> Command {
 /// Generates the OpenAPI definitions with sid's own `openapi-gen` into `file`, as part
 /// of the fixture's `main` package.
 fn openapi_definitions(env: &Env, go: &GoToolchain, file: &Path) -> anyhow::Result<()> {
-    let tools = env.root.join("target/apiserver-tools");
+    let tools = env.target.join("apiserver-tools");
     let openapi_gen = tools.join("openapi-gen");
     cmd::run(
         gopath(env, go, go.command())

@@ -10,7 +10,7 @@ use crate::{apiserver, cmd, setup::Env};
 /// Builds every fixture and returns the folder holding the binaries, named
 /// `goserver-go<version>[-stripped]` and `apiserver-go1.27[-http2legacy]`.
 pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
-    let out = env.root.join("target/fixtures");
+    let out = env.target.join("fixtures");
     fs::create_dir_all(&out)?;
     let source = env.root.join("tests/fixtures/goserver");
     for go in &env.go {

@@ -89,7 +89,7 @@ fn build_refctl(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
                 "refctl",
             ]),
     )?;
-    Ok(env.root.join("target/debug/refctl"))
+    Ok(env.target.join("debug/refctl"))
 }
 
 /// Builds the `apiprof` binary (with its eBPF programs) and returns its path.
@@ -99,5 +99,5 @@ fn build_apiprof(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
             .current_dir(&env.root)
             .args(["build", "--package", "profiler", "--bin", "apiprof"]),
     )?;
-    Ok(env.root.join("target/debug/apiprof"))
+    Ok(env.target.join("debug/apiprof"))
 }

@@ -21,6 +21,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub struct Env {
     /// The workspace root.
     pub root: PathBuf,
+    /// Cargo's target directory: `CARGO_TARGET_DIR`, else `target` in the root.
+    pub target: PathBuf,
     /// Where downloaded toolchains and build outputs that outlive a clone are kept.
     pub cache: PathBuf,
     /// The Go toolchains the fixtures are built with, oldest first.
@@ -78,6 +80,7 @@ pub fn run() -> anyhow::Result<Env> {
     ];
     tracefs()?;
     Ok(Env {
+        target: env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from),
         root,
         cache,
         go,

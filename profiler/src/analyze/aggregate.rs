@@ -1,121 +1,22 @@
-//! Aggregates served requests into report rows, grouped by the dimensions asked for.
+//! Report rows from [`Rows`]: what `apiprof report` prints for a capture file and the
+//! daemon's `/report` serves for a window, from the same code.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{
-    analyze::attribute::{attribute, AllocCost, Attribution, Served},
-    capture::Capture,
+use super::{
+    attribute::{Attributor, Sample, Sink},
+    dimension::{Dimension, MIXED},
+    request::Request,
+    rows::{Rows, Stats},
+    stacks::{StackId, StackTable},
 };
-
-/// What requests can be grouped by (`apiprof report --by`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-#[clap(rename_all = "snake_case")]
-pub enum Dimension {
-    /// The User-Agent header.
-    UserAgent,
-    /// The apiserver's verb (list, get, watch, create, ...).
-    Verb,
-    /// API group ("" for core).
-    Group,
-    /// API version.
-    Version,
-    /// Resource.
-    Resource,
-    /// Subresource.
-    Subresource,
-    /// Namespace.
-    Namespace,
-    /// resourceVersion semantics of reads.
-    RvClass,
-    /// The limit parameter.
-    Limit,
-    /// Label and field selectors present.
-    Selector,
-    /// HTTP method.
-    Method,
-    /// URL path.
-    Path,
-    /// Raw query.
-    Query,
-    /// HTTP version.
-    HttpVersion,
-}
-
-/// The grouping `apiprof report` uses unless told otherwise.
-pub const DEFAULT_BY: [Dimension; 4] = [
-    Dimension::UserAgent,
-    Dimension::Verb,
-    Dimension::Resource,
-    Dimension::RvClass,
-];
-
-impl Dimension {
-    /// Every dimension, in report column order.
-    pub const ALL: [Self; 14] = [
-        Self::UserAgent,
-        Self::Verb,
-        Self::Group,
-        Self::Version,
-        Self::Resource,
-        Self::Subresource,
-        Self::Namespace,
-        Self::RvClass,
-        Self::Limit,
-        Self::Selector,
-        Self::Method,
-        Self::Path,
-        Self::Query,
-        Self::HttpVersion,
-    ];
-
-    /// Its field name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::UserAgent => "user_agent",
-            Self::Verb => "verb",
-            Self::Group => "group",
-            Self::Version => "version",
-            Self::Resource => "resource",
-            Self::Subresource => "subresource",
-            Self::Namespace => "namespace",
-            Self::RvClass => "rv_class",
-            Self::Limit => "limit",
-            Self::Selector => "selector",
-            Self::Method => "method",
-            Self::Path => "path",
-            Self::Query => "query",
-            Self::HttpVersion => "http_version",
-        }
-    }
-
-    /// Its value for one request: a string, a number, or null where it does not apply
-    /// (rv_class of writes, limit when absent).
-    pub fn of(self, s: &Served) -> Value {
-        let text = |t: &str| Value::String(t.to_owned());
-        match self {
-            Self::UserAgent => text(&s.request.user_agent),
-            Self::Verb => text(&s.info.verb),
-            Self::Group => text(&s.info.group),
-            Self::Version => text(&s.info.version),
-            Self::Resource => text(&s.info.resource),
-            Self::Subresource => text(&s.info.subresource),
-            Self::Namespace => text(&s.info.namespace),
-            Self::RvClass => s.rv_class.map_or(Value::Null, |c| text(c.as_str())),
-            Self::Limit => s.limit.map_or(Value::Null, Value::from),
-            Self::Selector => text(s.selector.as_str()),
-            Self::Method => text(&s.request.method),
-            Self::Path => text(&s.request.path),
-            Self::Query => text(&s.request.query),
-            Self::HttpVersion => text(&s.request.http_version),
-        }
-    }
-}
-
-/// Value shown for a dimension that is not grouped by and differs within a row.
-pub const MIXED: &str = "*";
+use crate::{
+    capture::{CaptureError, Header, Reader, Record},
+    events::decode::HttpResponse,
+};
 
 /// Requests that share the grouped dimensions, or the background row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -136,7 +37,7 @@ pub struct Row {
     pub latency_ms_p50: Option<f64>,
     /// 99th percentile of the same.
     pub latency_ms_p99: Option<f64>,
-    /// Requests still being served when recording stopped (open WATCHes among them).
+    /// Requests still being served at the end (open WATCHes among them).
     pub in_flight: u64,
     /// Finished WATCHes: their summed duration, seconds.
     pub watch_seconds: f64,
@@ -146,8 +47,7 @@ pub struct Row {
     pub alloc_bytes: u64,
     /// Allocation samples behind `alloc_bytes`.
     pub alloc_samples: u64,
-    /// On-CPU time of the row's goroutines (and those they started), seconds: samples ×
-    /// the sampling period.
+    /// On-CPU time of the row's goroutines (and those they started), seconds.
     pub cpu_seconds: f64,
     /// On-CPU samples behind `cpu_seconds`.
     pub cpu_samples: u64,
@@ -175,120 +75,167 @@ pub struct Report {
     pub complete: bool,
 }
 
-/// Groups the capture's requests by `by`.
-pub fn aggregate(capture: &Capture, by: &[Dimension]) -> Report {
-    let attribution = attribute(capture);
-    let mut groups: BTreeMap<Vec<String>, Vec<&Served>> = BTreeMap::new();
-    for s in &attribution.served {
-        let key = by.iter().map(|d| d.of(s).to_string()).collect();
-        groups.entry(key).or_default().push(s);
-    }
-    let period_ns = capture.header.cpu_sample_period_ns;
-    let mut requests: Vec<Row> = groups
-        .into_values()
-        .map(|members| row(&members, period_ns))
+/// What a report says about how its data was gathered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// See [`Report::mem_profile_rate`].
+    pub mem_profile_rate: u64,
+    /// See [`Report::cpu_sample_period_ns`].
+    pub cpu_sample_period_ns: u64,
+    /// See [`Report::dropped_events`].
+    pub dropped_events: u64,
+    /// See [`Report::complete`].
+    pub complete: bool,
+}
+
+/// The report of `rows`, with `in_flight` the requests still being served.
+pub fn report<'r>(rows: &Rows, in_flight: impl Iterator<Item = &'r Request>, meta: Meta) -> Report {
+    let mut rows_by_key: BTreeMap<Vec<String>, (Stats, u64)> = rows
+        .rows
+        .iter()
+        .map(|(key, stats)| (key.clone(), (stats.clone(), 0)))
         .collect();
-    requests.sort_by_key(|r| std::cmp::Reverse(r.count));
-    if capture.header.mem_profile_rate > 0 || period_ns > 0 {
-        requests.push(background_row(&attribution, period_ns));
+    for request in in_flight {
+        // A request begun before the rows' window has no row of its own yet.
+        let (_, open) = rows_by_key
+            .entry(rows.key(&request.dimensions))
+            .or_insert_with(|| (Stats::of(&request.dimensions), 0));
+        *open += 1;
+    }
+    let mut requests: Vec<(Vec<String>, Row)> = rows_by_key
+        .into_iter()
+        .map(|(key, (stats, in_flight))| (key, row(&stats, in_flight)))
+        .collect();
+    // Busiest first; ties in key order.
+    requests.sort_by(|(ka, a), (kb, b)| b.count.cmp(&a.count).then_with(|| ka.cmp(kb)));
+    let mut requests: Vec<Row> = requests.into_iter().map(|(_, row)| row).collect();
+    if meta.mem_profile_rate > 0 || meta.cpu_sample_period_ns > 0 {
+        let mut background = row(&rows.background, 0);
+        background.background = true;
+        background.dimensions = Dimension::ALL
+            .iter()
+            .map(|d| (d.name().to_owned(), Value::Null))
+            .collect();
+        requests.push(background);
     }
     Report {
-        by: by.iter().map(|d| d.name()).collect(),
-        mem_profile_rate: capture.header.mem_profile_rate,
-        cpu_sample_period_ns: period_ns,
+        by: rows.by.iter().map(|d| d.name()).collect(),
+        mem_profile_rate: meta.mem_profile_rate,
+        cpu_sample_period_ns: meta.cpu_sample_period_ns,
         requests,
-        dropped_events: capture.end.as_ref().map_or(0, |e| e.dropped_events),
-        truncated_requests: capture.requests.iter().filter(|r| r.truncated).count() as u64,
-        complete: capture.end.is_some(),
+        dropped_events: meta.dropped_events,
+        truncated_requests: rows.truncated_requests,
+        complete: meta.complete,
     }
 }
 
-/// Seconds of CPU that `samples` taken every `period_ns` stand for.
-fn cpu_seconds(samples: u64, period_ns: u64) -> f64 {
-    (samples * period_ns) as f64 / 1e9
-}
-
-fn row(members: &[&Served], period_ns: u64) -> Row {
-    let mut dimensions = Map::new();
-    for d in Dimension::ALL {
-        let first = d.of(members[0]);
-        let same = members.iter().all(|s| d.of(s) == first);
-        dimensions.insert(
-            d.name().to_owned(),
-            if same { first } else { Value::from(MIXED) },
-        );
-    }
-    let mut status = BTreeMap::new();
-    let mut latencies = Vec::new();
-    let mut alloc = AllocCost::default();
-    let mut cpu_samples = 0;
-    let (mut response_bytes, mut in_flight, mut watch_ns, mut watch_events) = (0, 0, 0, 0);
-    for s in members {
-        alloc.bytes += s.alloc.bytes;
-        alloc.samples += s.alloc.samples;
-        cpu_samples += s.cpu_samples;
-        let Some(response) = s.response else {
-            in_flight += 1;
-            continue;
-        };
-        *status.entry(response.status).or_default() += 1;
-        response_bytes += response.response_bytes;
-        let latency = s.latency_ns().unwrap_or_default();
-        if s.is_watch() {
-            watch_ns += latency;
-            watch_events += response.writes;
-        } else {
-            latencies.push(latency);
-        }
-    }
-    latencies.sort_unstable();
-    Row {
-        dimensions,
-        background: false,
-        count: members.len() as u64,
-        status,
-        response_bytes,
-        latency_ms_p50: percentile_ms(&latencies, 50),
-        latency_ms_p99: percentile_ms(&latencies, 99),
-        in_flight,
-        watch_seconds: watch_ns as f64 / 1e9,
-        watch_events,
-        alloc_bytes: alloc.bytes.round() as u64,
-        alloc_samples: alloc.samples,
-        cpu_seconds: cpu_seconds(cpu_samples, period_ns),
-        cpu_samples,
-    }
-}
-
-/// The row of work outside any request: no dimension applies.
-fn background_row(attribution: &Attribution, period_ns: u64) -> Row {
-    let alloc = attribution.background;
-    let cpu_samples = attribution.background_cpu_samples;
+fn row(stats: &Stats, in_flight: u64) -> Row {
     Row {
         dimensions: Dimension::ALL
             .iter()
-            .map(|d| (d.name().to_owned(), Value::Null))
+            .map(|d| {
+                let value = match stats.dimensions.get(d.index()) {
+                    Some(Some(v)) => v.clone(),
+                    Some(None) => Value::from(MIXED),
+                    None => Value::Null,
+                };
+                (d.name().to_owned(), value)
+            })
             .collect(),
-        background: true,
-        count: 0,
-        status: BTreeMap::new(),
-        response_bytes: 0,
-        latency_ms_p50: None,
-        latency_ms_p99: None,
-        in_flight: 0,
-        watch_seconds: 0.0,
-        watch_events: 0,
-        alloc_bytes: alloc.bytes.round() as u64,
-        alloc_samples: alloc.samples,
-        cpu_seconds: cpu_seconds(cpu_samples, period_ns),
-        cpu_samples,
+        background: false,
+        count: stats.count,
+        status: stats.status.clone(),
+        response_bytes: stats.response_bytes,
+        latency_ms_p50: stats.latency.percentile_ms(50),
+        latency_ms_p99: stats.latency.percentile_ms(99),
+        in_flight,
+        watch_seconds: stats.watch_ns as f64 / 1e9,
+        watch_events: stats.watch_events,
+        alloc_bytes: stats.alloc_bytes.round() as u64,
+        alloc_samples: stats.alloc_samples,
+        cpu_seconds: stats.cpu_ns as f64 / 1e9,
+        cpu_samples: stats.cpu_samples,
     }
 }
 
-/// Nearest-rank percentile of sorted nanoseconds, in milliseconds.
-fn percentile_ms(sorted_ns: &[u64], p: usize) -> Option<f64> {
-    let rank = (p * sorted_ns.len()).div_ceil(100).max(1);
-    sorted_ns.get(rank - 1).map(|ns| *ns as f64 / 1e6)
+/// A capture's requests and samples, grouped: what `apiprof report FILE` prints.
+pub struct Analysis {
+    /// The rows, keyed by the dimensions asked for.
+    pub rows: Rows,
+    /// The stacks samples were taken on.
+    pub stacks: StackTable,
+    attributor: Attributor,
+    /// How the capture was recorded and whether it is complete.
+    pub meta: Meta,
+}
+
+/// [`Sink`] of a capture's analysis.
+struct FileSink<'a> {
+    rows: &'a mut Rows,
+    stacks: &'a mut StackTable,
+}
+
+impl Sink for FileSink<'_> {
+    fn stack(&mut self, frames: &[String]) -> StackId {
+        self.stacks.intern(frames)
+    }
+
+    fn start(&mut self, _at_ns: u64, request: &Request) {
+        self.rows.start(request);
+    }
+
+    fn end(&mut self, _at_ns: u64, request: &Request, response: &HttpResponse) {
+        self.rows.end(request, response);
+    }
+
+    fn sample(&mut self, _at_ns: u64, owner: Option<&Request>, sample: Sample) {
+        self.rows.sample(owner, sample);
+    }
+}
+
+impl Analysis {
+    /// An empty analysis of the capture `header` starts, grouped by `by`.
+    pub fn new(header: &Header, by: &[Dimension]) -> Self {
+        Self {
+            rows: Rows::new(by, true),
+            stacks: StackTable::default(),
+            attributor: Attributor::new(header, Arc::from(header.target_name())),
+            meta: Meta {
+                mem_profile_rate: header.mem_profile_rate,
+                cpu_sample_period_ns: header.cpu_sample_period_ns,
+                dropped_events: 0,
+                complete: false,
+            },
+        }
+    }
+
+    /// Reads the capture at `path` and groups it by `by`.
+    pub fn of_capture(path: &Path, by: &[Dimension]) -> Result<Self, CaptureError> {
+        let mut reader = Reader::open(path)?;
+        let mut analysis = Self::new(reader.header(), by);
+        while let Some(record) = reader.next_record()? {
+            analysis.record(record);
+        }
+        Ok(analysis)
+    }
+
+    /// Takes the capture's next record.
+    pub fn record(&mut self, record: Record) {
+        if let Record::End(end) = &record {
+            self.meta.dropped_events = end.dropped_events;
+            self.meta.complete = true;
+        }
+        let mut sink = FileSink {
+            rows: &mut self.rows,
+            stacks: &mut self.stacks,
+        };
+        self.attributor.record(record, &mut sink);
+    }
+
+    /// The report of what was read.
+    pub fn report(&self) -> Report {
+        report(&self.rows, self.attributor.in_flight(), self.meta)
+    }
 }
 
 #[cfg(test)]

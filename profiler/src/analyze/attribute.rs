@@ -1,206 +1,196 @@
-//! Requests as served: each start joined with its end, and classified as the API server
-//! sees it.
+//! Attribution, one record at a time: each request start joined with its end, and each
+//! heap or CPU sample with the request its goroutine worked for. A capture file and the
+//! daemon's live stream go through this same code, in event order, so a file and a
+//! daemon can never disagree.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
+use tracing::warn;
+
+use super::{request::Request, stacks::StackId};
 use crate::{
-    analyze::k8s::{Query, RequestInfo, RvClass, Selector},
-    capture::Capture,
-    events::decode::{HttpRequest, HttpResponse},
+    capture::{Header, Record},
+    events::decode::HttpResponse,
 };
 
-/// One request: what was asked, what it meant, and how it ended (if it did).
-#[derive(Debug)]
-pub struct Served<'a> {
-    /// The start event.
-    pub request: &'a HttpRequest,
-    /// The end event; `None` while it was still being served when recording stopped.
-    pub response: Option<&'a HttpResponse>,
-    /// The apiserver's reading of the path.
-    pub info: RequestInfo,
-    /// resourceVersion semantics of reads.
-    pub rv_class: Option<RvClass>,
-    /// The `limit` parameter.
-    pub limit: Option<u64>,
-    /// Selectors present.
-    pub selector: Selector,
-    /// Heap allocated while serving it, on its goroutine and those it started.
-    pub alloc: AllocCost,
-    /// On-CPU samples taken while its goroutine, or one it started, was on CPU.
-    pub cpu_samples: u64,
+/// How long after its handler returned a request still owns the samples taken for it
+/// (goroutines a handler starts may outlive it); later ones count as background.
+pub const LINGER_NS: u64 = 30_000_000_000;
+
+/// Requests followed at once at most (in flight, or ended less than [`LINGER_NS`] ago);
+/// beyond it a request is counted but its end and samples are not joined.
+const MAX_TRACKED: usize = 1_000_000;
+
+/// Where attributed requests and samples go: a report's rows, the daemon's window.
+pub trait Sink {
+    /// Bounds a new request's dimensions before it is followed (the daemon keeps the
+    /// top user agents by name and folds the rest into `other`); by default, nothing.
+    fn admit(&mut self, _at_ns: u64, _dimensions: &mut [serde_json::Value]) {}
+    /// Interns a symbolized stack, innermost frame first.
+    fn stack(&mut self, frames: &[String]) -> StackId;
+    /// `request` began serving at `at_ns`.
+    fn start(&mut self, at_ns: u64, request: &Request);
+    /// It ended at `at_ns`.
+    fn end(&mut self, at_ns: u64, request: &Request, response: &HttpResponse);
+    /// A heap or CPU sample taken at `at_ns` for `owner`, or outside any request.
+    fn sample(&mut self, at_ns: u64, owner: Option<&Request>, sample: Sample);
 }
 
-/// Sampled heap allocation, scaled to estimated bytes as pprof scales heap profiles.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct AllocCost {
-    /// Estimated bytes allocated.
-    pub bytes: f64,
-    /// Samples behind the estimate (its uncertainty is roughly 1/sqrt(samples)).
-    pub samples: u64,
+/// What one sample stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// Its cost.
+    pub cost: Cost,
+    /// The stack it was taken on.
+    pub stack: StackId,
 }
 
-impl AllocCost {
-    /// Adds one sample of `size` bytes taken at `rate` (`runtime.MemProfileRate`): it
-    /// stands for `size / (1 - e^(-size/rate))` bytes, as in pprof's scaleHeapSample.
-    pub fn add(&mut self, size: u64, rate: u64) {
-        let size = size as f64;
-        self.bytes += if rate > 1 {
-            size / (1.0 - (-size / rate as f64).exp())
-        } else {
-            size
-        };
-        self.samples += 1;
+/// The cost a sample stands for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cost {
+    /// A heap allocation sample: estimated bytes allocated.
+    Alloc {
+        /// Bytes it stands for, scaled as pprof scales heap profiles.
+        bytes: f64,
+    },
+    /// An on-CPU sample: one sampling period.
+    Cpu {
+        /// CPU time it stands for.
+        ns: u64,
+    },
+}
+
+/// Estimated bytes one sampled allocation of `size` bytes stands for at `rate`
+/// (`runtime.MemProfileRate`): `size / (1 - e^(-size/rate))`, as pprof's
+/// scaleHeapSample.
+pub fn scaled_alloc(size: u64, rate: u64) -> f64 {
+    let size = size as f64;
+    if rate > 1 {
+        size / (1.0 - (-size / rate as f64).exp())
+    } else {
+        size
     }
 }
 
-/// A capture's requests, and what happened outside any of them.
-#[derive(Debug)]
-pub struct Attribution<'a> {
-    /// Every request, in capture order.
-    pub served: Vec<Served<'a>>,
-    /// Allocations made outside any request.
-    pub background: AllocCost,
-    /// On-CPU samples outside any request.
-    pub background_cpu_samples: u64,
-    /// The request (index into `served`) of each of the capture's allocation samples, in
-    /// order; `None` outside any request.
-    pub alloc_owners: Vec<Option<usize>>,
-    /// The same for each on-CPU sample.
-    pub cpu_owners: Vec<Option<usize>>,
+/// A request followed: in flight, or ended and still owning late samples.
+struct Tracked {
+    request: Arc<Request>,
+    ended_ns: Option<u64>,
 }
 
-impl Served<'_> {
-    /// Time from the handler's start to its return.
-    pub fn latency_ns(&self) -> Option<u64> {
-        self.response
-            .map(|r| r.ktime_ns.saturating_sub(self.request.ktime_ns))
-    }
-
-    /// Whether it is a long-running WATCH (reported by duration and events, not latency).
-    pub fn is_watch(&self) -> bool {
-        self.info.verb == "watch"
-    }
+/// Attribution state of one source: a capture file, or one attached process.
+pub struct Attributor {
+    target: Arc<str>,
+    mem_profile_rate: u64,
+    cpu_period_ns: u64,
+    /// By `*http.Request` address: its latest start.
+    tracked: HashMap<u64, Tracked>,
+    /// The source's stack ids, interned in the sink.
+    stacks: HashMap<u32, StackId>,
+    last_prune_ns: u64,
+    /// Requests counted but not followed because [`MAX_TRACKED`] were.
+    pub untracked: u64,
 }
 
-/// Joins every request start in `capture` with its end, its allocations and its CPU
-/// samples. An end pairs with the latest unpaired start of the same `*http.Request`
-/// before it (addresses are reused only after a request is done); a sample goes to the
-/// latest start of its request before it, even after the end (a goroutine the handler
-/// started may outlive it).
-pub fn attribute(capture: &Capture) -> Attribution<'_> {
-    enum Step<'a> {
-        Start(usize),
-        End(&'a HttpResponse),
+impl Attributor {
+    /// Attribution of the source `header` describes, its requests served by `target`.
+    pub fn new(header: &Header, target: Arc<str>) -> Self {
+        Self {
+            target,
+            mem_profile_rate: header.mem_profile_rate,
+            cpu_period_ns: header.cpu_sample_period_ns,
+            tracked: HashMap::new(),
+            stacks: HashMap::new(),
+            last_prune_ns: 0,
+            untracked: 0,
+        }
     }
-    let mut steps: Vec<(u64, Step)> = capture
-        .requests
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.ktime_ns, Step::Start(i)))
-        .chain(capture.responses.iter().map(|r| (r.ktime_ns, Step::End(r))))
-        .collect();
-    steps.sort_by_key(|(ktime, step)| (*ktime, matches!(step, Step::End(_))));
-    let mut ends = vec![None; capture.requests.len()];
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    for (_, step) in steps {
-        match step {
-            Step::Start(i) => {
-                open.insert(capture.requests[i].request, i);
+
+    /// Takes the source's next record.
+    pub fn record(&mut self, record: Record, sink: &mut impl Sink) {
+        match record {
+            Record::HttpRequest(http) => {
+                let at = http.ktime_ns;
+                self.prune(at);
+                let mut request = Request::classify(http, self.target.clone());
+                sink.admit(at, &mut request.dimensions);
+                sink.start(at, &request);
+                if self.tracked.len() >= MAX_TRACKED {
+                    if self.untracked == 0 {
+                        warn!(
+                            MAX_TRACKED,
+                            "too many requests in flight to follow; further ones are counted without their ends and samples"
+                        );
+                    }
+                    self.untracked += 1;
+                    return;
+                }
+                let address = request.http.request;
+                self.tracked.insert(
+                    address,
+                    Tracked {
+                        request: Arc::new(request),
+                        ended_ns: None,
+                    },
+                );
             }
-            Step::End(end) => {
-                if let Some(i) = open.remove(&end.request) {
-                    ends[i] = Some(end);
+            Record::HttpResponse(response) => {
+                if let Some(t) = self.tracked.get_mut(&response.request) {
+                    if t.ended_ns.is_none() {
+                        t.ended_ns = Some(response.ktime_ns);
+                        sink.end(response.ktime_ns, &t.request, &response);
+                    }
                 }
             }
+            Record::Stack(stack) => {
+                let id = sink.stack(&stack.frames);
+                self.stacks.insert(stack.id, id);
+            }
+            Record::Alloc(a) => {
+                let cost = Cost::Alloc {
+                    bytes: scaled_alloc(a.size, self.mem_profile_rate),
+                };
+                self.sample(a.ktime_ns, a.request, a.stack_id, cost, sink);
+            }
+            Record::Cpu(c) => {
+                let cost = Cost::Cpu {
+                    ns: self.cpu_period_ns,
+                };
+                self.sample(c.ktime_ns, c.request, c.stack_id, cost, sink);
+            }
+            Record::Header(_) | Record::End(_) => {}
         }
-    }
-    let mut served: Vec<Served> = capture
-        .requests
-        .iter()
-        .zip(ends)
-        .map(|(request, response)| classify(request, response))
-        .collect();
-    let owners = Owners::new(&served);
-    let alloc_owners: Vec<_> = capture
-        .allocs
-        .iter()
-        .map(|a| owners.of(a.request, a.ktime_ns))
-        .collect();
-    let cpu_owners: Vec<_> = capture
-        .cpu
-        .iter()
-        .map(|c| owners.of(c.request, c.ktime_ns))
-        .collect();
-    let rate = capture.header.mem_profile_rate;
-    let mut background = AllocCost::default();
-    for (a, owner) in capture.allocs.iter().zip(&alloc_owners) {
-        match owner {
-            Some(i) => served[*i].alloc.add(a.size, rate),
-            None => background.add(a.size, rate),
-        }
-    }
-    let mut background_cpu_samples = 0;
-    for owner in &cpu_owners {
-        match owner {
-            Some(i) => served[*i].cpu_samples += 1,
-            None => background_cpu_samples += 1,
-        }
-    }
-    Attribution {
-        served,
-        background,
-        background_cpu_samples,
-        alloc_owners,
-        cpu_owners,
-    }
-}
-
-/// The starts of each `*http.Request` address, to find which served request a sample
-/// taken for that address at some time belongs to.
-struct Owners(HashMap<u64, Vec<(u64, usize)>>);
-
-impl Owners {
-    fn new(served: &[Served]) -> Self {
-        let mut starts: HashMap<u64, Vec<(u64, usize)>> = HashMap::new();
-        for (i, s) in served.iter().enumerate() {
-            starts
-                .entry(s.request.request)
-                .or_default()
-                .push((s.request.ktime_ns, i));
-        }
-        for list in starts.values_mut() {
-            list.sort_unstable();
-        }
-        Self(starts)
     }
 
-    /// The index of the latest start of `request` at or before `ktime_ns`; `None` for
-    /// request 0 (outside any request) or one whose start was not recorded.
-    fn of(&self, request: u64, ktime_ns: u64) -> Option<usize> {
-        if request == 0 {
-            return None;
-        }
-        let list = self.0.get(&request)?;
-        let n = list.partition_point(|(start, _)| *start <= ktime_ns);
-        n.checked_sub(1).map(|i| list[i].1)
+    /// Requests still being served.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Request> {
+        self.tracked
+            .values()
+            .filter(|t| t.ended_ns.is_none())
+            .map(|t| t.request.as_ref())
     }
-}
 
-fn classify<'a>(request: &'a HttpRequest, response: Option<&'a HttpResponse>) -> Served<'a> {
-    let query = Query::parse(&request.query);
-    let info = RequestInfo::new(&request.method, &request.path, &query);
-    Served {
-        rv_class: if info.is_resource_request {
-            RvClass::of(&info.verb, &query)
-        } else {
-            None
-        },
-        limit: query.non_empty("limit").and_then(|l| l.parse().ok()),
-        selector: Selector::of(&query),
-        alloc: AllocCost::default(),
-        cpu_samples: 0,
-        info,
-        request,
-        response,
+    fn sample(&mut self, at: u64, request: u64, stack: u32, cost: Cost, sink: &mut impl Sink) {
+        let owner = (request != 0)
+            .then(|| self.tracked.get(&request))
+            .flatten()
+            .filter(|t| t.request.http.ktime_ns <= at)
+            .map(|t| t.request.clone());
+        let stack = match self.stacks.get(&stack) {
+            Some(id) => *id,
+            None => sink.stack(&[format!("[unknown stack {stack}]")]),
+        };
+        sink.sample(at, owner.as_deref(), Sample { cost, stack });
+    }
+
+    /// Forgets requests that ended more than [`LINGER_NS`] before `now_ns`, once a second
+    /// of event time.
+    fn prune(&mut self, now_ns: u64) {
+        if now_ns < self.last_prune_ns + 1_000_000_000 {
+            return;
+        }
+        self.last_prune_ns = now_ns;
+        self.tracked
+            .retain(|_, t| t.ended_ns.is_none_or(|end| end + LINGER_NS >= now_ns));
     }
 }

@@ -49,6 +49,10 @@ pub struct Header {
     pub pid: u32,
     /// Its executable, as /proc/PID/exe named it.
     pub binary: PathBuf,
+    /// The name reports give it (see the `target` dimension); empty in captures of
+    /// apiprof versions before the daemon, which are named after the binary.
+    #[serde(default)]
+    pub target: String,
     /// Go version it was built with.
     pub go_version: String,
     /// Where function addresses came from.
@@ -67,6 +71,18 @@ pub struct Header {
     /// (and in captures of apiprof versions before CPU sampling).
     #[serde(default)]
     pub cpu_sample_period_ns: u64,
+}
+
+impl Header {
+    /// The `target` of the capture's requests.
+    pub fn target_name(&self) -> String {
+        if !self.target.is_empty() {
+            return self.target.clone();
+        }
+        self.binary
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
 }
 
 /// A symbolized stack, written once before the first record that names it.
@@ -193,92 +209,81 @@ impl Writer {
     }
 }
 
-/// A capture read back.
-#[derive(Debug)]
-pub struct Capture {
-    /// The header.
-    pub header: Header,
-    /// Every request start, in file order.
-    pub requests: Vec<HttpRequest>,
-    /// Every request end, in file order.
-    pub responses: Vec<HttpResponse>,
-    /// Every allocation sample, in file order.
-    pub allocs: Vec<Alloc>,
-    /// Every on-CPU sample, in file order.
-    pub cpu: Vec<Cpu>,
-    /// Stacks by id.
-    pub stacks: Vec<Stack>,
-    /// The end record; `None` when the capture was cut short.
-    pub end: Option<End>,
+/// A capture's lines, numbered from 0.
+type Lines = std::iter::Peekable<std::iter::Enumerate<std::io::Lines<BufReader<File>>>>;
+
+/// The record on the next of `lines`; `None` at the end, or for a last line cut
+/// mid-write (no newline), as the writer was killed while writing it.
+fn next_record(path: &Path, lines: &mut Lines) -> Result<Option<Record>, CaptureError> {
+    let Some((index, line)) = lines.next() else {
+        return Ok(None);
+    };
+    let line = line.map_err(|source| CaptureError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    match serde_json::from_str::<Record>(&line) {
+        Ok(record) => Ok(Some(record)),
+        Err(_) if index > 0 && lines.peek().is_none() => Ok(None),
+        Err(source) => Err(CaptureError::Parse {
+            path: path.to_owned(),
+            line: index + 1,
+            source,
+        }),
+    }
 }
 
-impl Capture {
-    /// Reads a whole capture. A last line cut mid-write (no newline) is ignored, as the
-    /// writer was killed while writing it.
-    pub fn read(path: &Path) -> Result<Self, CaptureError> {
-        let io = |source| CaptureError::Io {
-            path: path.to_owned(),
-            source,
-        };
+/// Reads a capture record by record, so a capture of any size reads in bounded memory.
+pub struct Reader {
+    path: PathBuf,
+    lines: Lines,
+    header: Header,
+}
+
+impl Reader {
+    /// Opens the capture at `path` and reads its header.
+    pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let format = |reason: String| CaptureError::Format {
             path: path.to_owned(),
             reason,
         };
-        let mut lines = BufReader::new(File::open(path).map_err(io)?)
-            .lines()
-            .enumerate()
-            .peekable();
-        let mut header = None;
-        let mut requests = Vec::new();
-        let mut responses = Vec::new();
-        let mut allocs = Vec::new();
-        let mut cpu = Vec::new();
-        let mut stacks = Vec::new();
-        let mut end = None;
-        while let Some((index, line)) = lines.next() {
-            let line = line.map_err(io)?;
-            let record = match serde_json::from_str::<Record>(&line) {
-                Ok(record) => record,
-                Err(_) if lines.peek().is_none() && header.is_some() => break,
-                Err(source) => {
-                    return Err(CaptureError::Parse {
-                        path: path.to_owned(),
-                        line: index + 1,
-                        source,
-                    })
-                }
-            };
-            match record {
-                Record::Header(h) if index == 0 => header = Some(h),
-                Record::Header(_) => {
-                    return Err(format(format!("line {}: a second header", index + 1)))
-                }
-                _ if header.is_none() => {
-                    return Err(format("the first record is not a header".into()))
-                }
-                Record::HttpRequest(r) => requests.push(r),
-                Record::HttpResponse(r) => responses.push(r),
-                Record::Stack(s) => stacks.push(s),
-                Record::Alloc(a) => allocs.push(a),
-                Record::Cpu(c) => cpu.push(c),
-                Record::End(e) => end = Some(e),
-            }
-        }
-        let header = header.ok_or_else(|| format("the file is empty".into()))?;
-        if header.format_version != FORMAT_VERSION {
+        let file = File::open(path).map_err(|source| CaptureError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut lines = BufReader::new(file).lines().enumerate().peekable();
+        let header = match next_record(path, &mut lines)? {
+            Some(Record::Header(header)) => header,
+            Some(_) => return Err(format("the first record is not a header".into())),
+            None => return Err(format("the file is empty".into())),
+        };
+        let reader = Self {
+            path: path.to_owned(),
+            lines,
+            header,
+        };
+        if reader.header.format_version != FORMAT_VERSION {
             return Err(format(format!(
                 "format version {} (this apiprof reads {FORMAT_VERSION})",
-                header.format_version
+                reader.header.format_version
             )));
         }
-        Ok(Self {
-            header,
-            requests,
-            responses,
-            allocs,
-            cpu,
-            stacks,
-            end,
-        })
+        Ok(reader)
+    }
+
+    /// The capture's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next record after the header; `None` at the end (see [`next_record`]).
+    pub fn next_record(&mut self) -> Result<Option<Record>, CaptureError> {
+        match next_record(&self.path, &mut self.lines)? {
+            Some(Record::Header(_)) => Err(CaptureError::Format {
+                path: self.path.clone(),
+                reason: "a second header".into(),
+            }),
+            record => Ok(record),
+        }
     }
 }

@@ -56,6 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         format_version: FORMAT_VERSION,
         pid: target.pid,
         binary: target.exe.clone(),
+        target: target.name(),
         go_version: target.binary.go_version().to_string(),
         symbols: probes.symbols,
         probes: probes.functions.clone(),

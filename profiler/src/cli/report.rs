@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 
 use crate::{
-    analyze::aggregate::{aggregate, Dimension, DEFAULT_BY},
-    capture::Capture,
+    analyze::{aggregate::Analysis, Dimension, DEFAULT_BY},
     report::{self, Weight},
 };
 
@@ -39,15 +38,21 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let capture = Capture::read(&args.file).context("reading the capture")?;
-    match (args.format, args.weight) {
-        (Format::Folded, weight) => print!(
+    if args.weight.is_some() && !matches!(args.format, Format::Folded) {
+        bail!("--weight applies to --format folded only; add --format folded");
+    }
+    let analysis = Analysis::of_capture(&args.file, &args.by).context("reading the capture")?;
+    match args.format {
+        Format::Folded => print!(
             "{}",
-            report::folded(&capture, &args.by, weight.unwrap_or(Weight::Cpu))
+            report::folded(
+                &analysis.rows,
+                &analysis.stacks,
+                args.weight.unwrap_or(Weight::Cpu)
+            )
         ),
-        (_, Some(_)) => bail!("--weight applies to --format folded only; add --format folded"),
-        (Format::Table, None) => print!("{}", report::table(&aggregate(&capture, &args.by))),
-        (Format::Json, None) => println!("{}", report::json(&aggregate(&capture, &args.by))),
+        Format::Table => print!("{}", report::table(&analysis.report())),
+        Format::Json => println!("{}", report::json(&analysis.report())),
     }
     Ok(())
 }

@@ -7,11 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::{
-    analyze::aggregate::Dimension,
-    analyze::attribute::{attribute, AllocCost},
-    capture::Capture,
-};
+use crate::analyze::{rows::Rows, stacks::StackTable};
 
 /// What a folded stack is weighed by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -22,48 +18,44 @@ pub enum Weight {
     Alloc,
 }
 
-/// The capture's samples of `weight` as folded stacks, grouped by `by`.
-pub fn folded(capture: &Capture, by: &[Dimension], weight: Weight) -> String {
-    let attribution = attribute(capture);
-    let stacks: BTreeMap<u32, &[String]> = capture
-        .stacks
-        .iter()
-        .map(|s| (s.id, s.frames.as_slice()))
-        .collect();
-    let prefix = |owner: Option<usize>| match owner {
-        Some(i) => by
-            .iter()
-            .map(|d| frame(&d.of(&attribution.served[i])))
-            .collect::<Vec<_>>()
-            .join(";"),
-        None => "(background)".to_owned(),
-    };
-    // Summed per (request, stack) first: a prefix is built once per pair, not per sample.
-    let mut per_request: BTreeMap<(Option<usize>, u32), f64> = BTreeMap::new();
-    match weight {
-        Weight::Cpu => {
-            for (c, owner) in capture.cpu.iter().zip(&attribution.cpu_owners) {
-                *per_request.entry((*owner, c.stack_id)).or_default() += 1.0;
-            }
-        }
-        Weight::Alloc => {
-            for (a, owner) in capture.allocs.iter().zip(&attribution.alloc_owners) {
-                let mut cost = AllocCost::default();
-                cost.add(a.size, capture.header.mem_profile_rate);
-                *per_request.entry((*owner, a.stack_id)).or_default() += cost.bytes;
-            }
-        }
-    }
-    // Requests that share the grouped dimensions share a prefix: their weights add up.
+/// The samples of `rows` weighed by `weight`, as folded stacks under each row's grouped
+/// dimensions, the background's under `(background)`.
+pub fn folded(rows: &Rows, stacks: &StackTable, weight: Weight) -> String {
+    let prefixed = rows
+        .rows
+        .values()
+        .map(|stats| {
+            let prefix = rows
+                .by
+                .iter()
+                .map(|d| match stats.dimensions.get(d.index()) {
+                    Some(Some(value)) => frame(value),
+                    _ => crate::analyze::MIXED.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(";");
+            (prefix, stats)
+        })
+        .chain(std::iter::once((
+            "(background)".to_owned(),
+            &rows.background,
+        )));
     let mut weights: BTreeMap<(String, u32), f64> = BTreeMap::new();
-    for ((owner, stack_id), weight) in per_request {
-        *weights.entry((prefix(owner), stack_id)).or_default() += weight;
+    for (prefix, stats) in prefixed {
+        for (stack, (cpu, alloc)) in &stats.stacks {
+            let w = match weight {
+                Weight::Cpu => *cpu as f64,
+                Weight::Alloc => *alloc,
+            };
+            if w > 0.0 {
+                *weights.entry((prefix.clone(), *stack)).or_default() += w;
+            }
+        }
     }
     let mut out = String::new();
-    for ((prefix, stack_id), weight) in weights {
-        let frames = stacks.get(&stack_id).copied().unwrap_or_default();
+    for ((prefix, stack), weight) in weights {
         out.push_str(&prefix);
-        for f in frames.iter().rev() {
+        for f in stacks.frames(stack).iter().rev() {
             out.push(';');
             out.push_str(&f.replace(';', ","));
         }
@@ -86,56 +78,60 @@ fn frame(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::{Alloc, Cpu, Stack};
 
     #[test]
     fn stacks_are_folded_outermost_first_under_their_requests_dimensions() {
-        let mut c = crate::analyze::aggregate::tests::capture(
-            vec![crate::analyze::aggregate::tests::request(
+        use crate::analyze::{aggregate::tests, Dimension};
+        use crate::capture::{Alloc, Cpu, Record, Stack};
+        let mut header = tests::header();
+        header.mem_profile_rate = 1;
+        header.cpu_sample_period_ns = 1;
+        let cpu = |request, stack_id| {
+            Record::Cpu(Cpu {
+                ktime_ns: 5,
+                goroutine: 1,
+                request,
+                kernel: false,
+                stack_id,
+            })
+        };
+        let records = vec![
+            Record::HttpRequest(tests::request(
                 0,
                 0xa,
                 "kube-controller-manager/v1.36 (linux; amd64)",
                 "GET",
                 "/api/v1/pods",
                 "resourceVersion=0",
-            )],
-            vec![],
-            true,
-        );
-        c.header.mem_profile_rate = 1;
-        c.stacks = vec![
-            Stack {
+            )),
+            Record::Stack(Stack {
                 id: 0,
                 frames: vec!["runtime.mallocgc".into(), "main.serve".into()],
-            },
-            Stack {
+            }),
+            Record::Stack(Stack {
                 id: 1,
                 frames: vec!["runtime.gcBgMarkWorker".into()],
-            },
+            }),
+            cpu(0xa, 0),
+            cpu(0xa, 0),
+            cpu(0, 1),
+            Record::Alloc(Alloc {
+                ktime_ns: 5,
+                goroutine: 1,
+                request: 0xa,
+                size: 4096,
+                stack_id: 0,
+            }),
         ];
-        let cpu = |request, stack_id| Cpu {
-            ktime_ns: 5,
-            goroutine: 1,
-            request,
-            kernel: false,
-            stack_id,
-        };
-        c.cpu = vec![cpu(0xa, 0), cpu(0xa, 0), cpu(0, 1)];
-        c.allocs = vec![Alloc {
-            ktime_ns: 5,
-            goroutine: 1,
-            request: 0xa,
-            size: 4096,
-            stack_id: 0,
-        }];
         let by = [Dimension::UserAgent, Dimension::Verb, Dimension::RvClass];
+        let a = tests::analyze(&header, records, true, &by);
         assert_eq!(
-            folded(&c, &by, Weight::Cpu),
+            folded(&a.rows, &a.stacks, Weight::Cpu),
             "(background);runtime.gcBgMarkWorker 1\n\
              kube-controller-manager/v1.36 (linux, amd64);list;any;main.serve;runtime.mallocgc 2\n"
         );
         assert_eq!(
-            folded(&c, &by, Weight::Alloc),
+            folded(&a.rows, &a.stacks, Weight::Alloc),
             "kube-controller-manager/v1.36 (linux, amd64);list;any;main.serve;runtime.mallocgc 4096\n"
         );
     }

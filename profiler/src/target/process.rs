@@ -52,6 +52,25 @@ impl Target {
         Ok(Self { pid, exe, binary })
     }
 
+    /// What reports call it: the executable's file name, and `:PORT` when its command
+    /// line sets `--secure-port` (as kube-apiserver's does), so that two API servers on
+    /// one node stay apart and a restarted one keeps its name.
+    pub fn name(&self) -> String {
+        let exe = self
+            .exe
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        match secure_port(&args) {
+            Some(port) => format!("{exe}:{port}"),
+            None => exe,
+        }
+    }
+
     /// The process's `runtime.MemProfileRate` and where it was read: the variable, found
     /// in `.symtab` ("symtab") or, in stripped binaries, in the machine code of
     /// `runtime.profilealloc` ("machine code"); else `GODEBUG=memprofilerate=N` in its
@@ -102,6 +121,22 @@ impl Target {
     }
 }
 
+/// The value of `--secure-port` in a command line (`--secure-port=N` or `--secure-port N`;
+/// the last one wins, as Go's flag package lets it).
+fn secure_port(args: &[String]) -> Option<String> {
+    let mut port = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let arg = arg.strip_prefix('-').unwrap_or(arg);
+        if let Some(value) = arg.strip_prefix("-secure-port=") {
+            port = Some(value.to_owned());
+        } else if arg == "-secure-port" {
+            port = args.next().cloned();
+        }
+    }
+    port
+}
+
 /// The last `key=value` for `key` in a GODEBUG list (the runtime lets later ones win).
 fn godebug_value(godebug: &str, key: &str) -> Option<String> {
     godebug
@@ -114,6 +149,20 @@ fn godebug_value(godebug: &str, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_secure_port_is_read_in_either_flag_form() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            secure_port(&args(&["kube-apiserver", "--secure-port=6443"])),
+            Some("6443".into())
+        );
+        assert_eq!(
+            secure_port(&args(&["x", "-secure-port", "1", "--secure-port", "2"])),
+            Some("2".into())
+        );
+        assert_eq!(secure_port(&args(&["x", "--port=1"])), None);
+    }
 
     #[test]
     fn godebug_settings_are_read_last_one_winning() {

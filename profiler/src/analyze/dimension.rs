@@ -1,0 +1,135 @@
+//! What requests can be grouped by: the dimensions of a report row.
+
+use serde_json::Value;
+
+use super::request::Request;
+
+/// What requests can be grouped by (`apiprof report --by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+#[clap(rename_all = "snake_case")]
+pub enum Dimension {
+    /// The observed server: its executable's name, and `:PORT` when its command line
+    /// sets `--secure-port` (so two API servers on one node stay apart).
+    Target,
+    /// The User-Agent header.
+    UserAgent,
+    /// The apiserver's verb (list, get, watch, create, ...).
+    Verb,
+    /// API group ("" for core).
+    Group,
+    /// API version.
+    Version,
+    /// Resource.
+    Resource,
+    /// Subresource.
+    Subresource,
+    /// Namespace.
+    Namespace,
+    /// resourceVersion semantics of reads.
+    RvClass,
+    /// The limit parameter.
+    Limit,
+    /// Label and field selectors present.
+    Selector,
+    /// HTTP method.
+    Method,
+    /// URL path.
+    Path,
+    /// Raw query.
+    Query,
+    /// HTTP version.
+    HttpVersion,
+}
+
+/// The grouping `apiprof report` uses unless told otherwise.
+pub const DEFAULT_BY: [Dimension; 4] = [
+    Dimension::UserAgent,
+    Dimension::Verb,
+    Dimension::Resource,
+    Dimension::RvClass,
+];
+
+/// Value shown for a dimension that is not grouped by and differs within a row.
+pub const MIXED: &str = "*";
+
+impl Dimension {
+    /// Every dimension, in report column order.
+    pub const ALL: [Self; 15] = [
+        Self::Target,
+        Self::UserAgent,
+        Self::Verb,
+        Self::Group,
+        Self::Version,
+        Self::Resource,
+        Self::Subresource,
+        Self::Namespace,
+        Self::RvClass,
+        Self::Limit,
+        Self::Selector,
+        Self::Method,
+        Self::Path,
+        Self::Query,
+        Self::HttpVersion,
+    ];
+
+    /// Its position in [`Dimension::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Its field name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Target => "target",
+            Self::UserAgent => "user_agent",
+            Self::Verb => "verb",
+            Self::Group => "group",
+            Self::Version => "version",
+            Self::Resource => "resource",
+            Self::Subresource => "subresource",
+            Self::Namespace => "namespace",
+            Self::RvClass => "rv_class",
+            Self::Limit => "limit",
+            Self::Selector => "selector",
+            Self::Method => "method",
+            Self::Path => "path",
+            Self::Query => "query",
+            Self::HttpVersion => "http_version",
+        }
+    }
+
+    /// Its value for one request: a string, a number, or null where it does not apply
+    /// (rv_class of writes, limit when absent).
+    pub fn of(self, r: &Request) -> Value {
+        let text = |t: &str| Value::String(t.to_owned());
+        match self {
+            Self::Target => text(&r.target),
+            Self::UserAgent => text(&r.http.user_agent),
+            Self::Verb => text(&r.info.verb),
+            Self::Group => text(&r.info.group),
+            Self::Version => text(&r.info.version),
+            Self::Resource => text(&r.info.resource),
+            Self::Subresource => text(&r.info.subresource),
+            Self::Namespace => text(&r.info.namespace),
+            Self::RvClass => r.rv_class.map_or(Value::Null, |c| text(c.as_str())),
+            Self::Limit => r.limit.map_or(Value::Null, Value::from),
+            Self::Selector => text(r.selector.as_str()),
+            Self::Method => text(&r.http.method),
+            Self::Path => text(&r.http.path),
+            Self::Query => text(&r.http.query),
+            Self::HttpVersion => text(&r.http.http_version),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dimension_sits_at_its_index() {
+        for (i, d) in Dimension::ALL.iter().enumerate() {
+            assert_eq!(d.index(), i, "{d:?}");
+        }
+    }
+}
