@@ -110,7 +110,11 @@ pub fn report<'r>(rows: &Rows, in_flight: impl Iterator<Item = &'r Request>, met
     requests.sort_by(|(ka, a), (kb, b)| b.count.cmp(&a.count).then_with(|| ka.cmp(kb)));
     let mut requests: Vec<Row> = requests.into_iter().map(|(_, row)| row).collect();
     if meta.mem_profile_rate > 0 || meta.cpu_sample_period_ns > 0 {
-        let mut background = row(&rows.background, 0);
+        let mut all = Stats::default();
+        for stats in rows.background.values() {
+            all.merge(stats);
+        }
+        let mut background = row(&all, 0);
         background.background = true;
         background.dimensions = Dimension::ALL
             .iter()
@@ -188,8 +192,8 @@ impl Sink for FileSink<'_> {
         self.rows.end(request, response);
     }
 
-    fn sample(&mut self, _at_ns: u64, owner: Option<&Request>, sample: Sample) {
-        self.rows.sample(owner, sample);
+    fn sample(&mut self, _at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
+        self.rows.sample(target, owner, sample);
     }
 }
 

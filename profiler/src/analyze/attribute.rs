@@ -32,8 +32,9 @@ pub trait Sink {
     fn start(&mut self, at_ns: u64, request: &Request);
     /// It ended at `at_ns`.
     fn end(&mut self, at_ns: u64, request: &Request, response: &HttpResponse);
-    /// A heap or CPU sample taken at `at_ns` for `owner`, or outside any request.
-    fn sample(&mut self, at_ns: u64, owner: Option<&Request>, sample: Sample);
+    /// A heap or CPU sample taken at `at_ns` in `target` for `owner`, or outside any
+    /// request.
+    fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample);
 }
 
 /// What one sample stands for.
@@ -180,7 +181,7 @@ impl Attributor {
             Some(id) => *id,
             None => sink.stack(&[format!("[unknown stack {stack}]")]),
         };
-        sink.sample(at, owner.as_deref(), Sample { cost, stack });
+        sink.sample(at, &self.target, owner.as_deref(), Sample { cost, stack });
     }
 
     /// Forgets requests that ended more than [`LINGER_NS`] before `now_ns`, once a second

@@ -9,8 +9,10 @@ pub mod attribute;
 pub mod dimension;
 pub mod k8s;
 pub mod latency;
+pub mod names;
 pub mod request;
 pub mod rows;
 pub mod stacks;
+pub mod window;
 
 pub use dimension::{Dimension, DEFAULT_BY, MIXED};

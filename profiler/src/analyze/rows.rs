@@ -144,8 +144,8 @@ pub struct Rows {
     pub by: Vec<Dimension>,
     /// Rows by their key: the grouped dimensions' values as JSON text.
     pub rows: HashMap<Vec<String>, Stats>,
-    /// Work outside any request.
-    pub background: Stats,
+    /// Work outside any request, by target.
+    pub background: BTreeMap<String, Stats>,
     /// Requests whose method, path, query, user agent or remote address was cut to the
     /// kernel's copy size.
     pub truncated_requests: u64,
@@ -159,7 +159,7 @@ impl Rows {
         Self {
             by: by.to_vec(),
             rows: HashMap::new(),
-            background: Stats::default(),
+            background: BTreeMap::new(),
             truncated_requests: 0,
             keep_stacks,
         }
@@ -197,8 +197,8 @@ impl Rows {
         row.end(request, response);
     }
 
-    /// A sample for `owner`, or outside any request.
-    pub fn sample(&mut self, owner: Option<&Request>, sample: Sample) {
+    /// A sample for `owner`, or outside any request in `target`.
+    pub fn sample(&mut self, target: &str, owner: Option<&Request>, sample: Sample) {
         let keep_stacks = self.keep_stacks;
         let row = match owner {
             Some(request) => {
@@ -206,9 +206,30 @@ impl Rows {
                 row.note(&request.dimensions);
                 row
             }
-            None => &mut self.background,
+            None => self.background.entry(target.to_owned()).or_default(),
         };
         row.sample(sample, keep_stacks);
+    }
+
+    /// Renames `from` to `to` in the rows' `dimension`, merging rows that then share a
+    /// key (the daemon folds a user agent it gives up into `other`).
+    pub fn rename(&mut self, dimension: Dimension, from: &Value, to: &Value) {
+        let index = dimension.index();
+        let renamed: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .filter(|(_, s)| s.dimensions.get(index) == Some(&Some(from.clone())))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in renamed {
+            let Some(mut stats) = self.rows.remove(&key) else {
+                continue;
+            };
+            stats.dimensions[index] = Some(to.clone());
+            let mut single = Rows::new(&self.by, self.keep_stacks);
+            single.rows.insert(Vec::new(), stats);
+            self.merge(&single);
+        }
     }
 
     /// Adds `other`'s rows, regrouped by this one's dimensions.
@@ -225,7 +246,9 @@ impl Rows {
             }
             self.rows.entry(key).or_default().merge(stats);
         }
-        self.background.merge(&other.background);
+        for (target, stats) in &other.background {
+            self.background.entry(target.clone()).or_default().merge(stats);
+        }
         self.truncated_requests += other.truncated_requests;
     }
 }

@@ -36,10 +36,11 @@ pub fn folded(rows: &Rows, stacks: &StackTable, weight: Weight) -> String {
                 .join(";");
             (prefix, stats)
         })
-        .chain(std::iter::once((
-            "(background)".to_owned(),
-            &rows.background,
-        )));
+        .chain(
+            rows.background
+                .values()
+                .map(|stats| ("(background)".to_owned(), stats)),
+        );
     let mut weights: BTreeMap<(String, u32), f64> = BTreeMap::new();
     for (prefix, stats) in prefixed {
         for (stack, (cpu, alloc)) in &stats.stacks {
