@@ -129,8 +129,8 @@ impl Drop for ApiServer {
 }
 
 /// Makes the child get SIGKILL when the thread that started it dies, so a test killed
-/// before its guard drops leaves no etcd or apiserver behind.
-fn dies_with_parent(cmd: &mut Command) -> &mut Command {
+/// before its guard drops leaves no etcd or apiserver (or Prometheus) behind.
+pub(crate) fn dies_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {
         cmd.pre_exec(|| {
@@ -144,7 +144,7 @@ fn dies_with_parent(cmd: &mut Command) -> &mut Command {
 }
 
 /// A loopback port free right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("binding a loopback port")

@@ -3,13 +3,15 @@
 //! Run through `cargo xtask test` (or `cargo xtask demo`, `cargo xtask validate`): xtask
 //! builds the Go fixtures, apiprof and the reference controller first and passes their
 //! locations in `APIPROF_FIXTURES`, `APIPROF_BIN` and `APIPROF_REFCTL`, and that of
-//! Debian sid's etcd and kubectl in `APIPROF_SID`.
+//! Debian sid's etcd and kubectl in `APIPROF_SID`, and of its Prometheus server and
+//! promtool in `APIPROF_PROMETHEUS`.
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
 pub mod goserver;
 pub mod kube;
 pub mod load;
+pub mod prometheus;
 pub mod recorder;
 pub mod refctl;
 pub mod validation;
@@ -45,6 +47,11 @@ pub fn fixtures_dir() -> PathBuf {
 /// Debian sid's Kubernetes set that xtask unpacked (etcd and kubectl in `usr/bin`).
 pub fn sid_dir() -> PathBuf {
     from_xtask("APIPROF_SID")
+}
+
+/// Debian sid's Prometheus server and promtool that xtask unpacked (both in `usr/bin`).
+pub fn prometheus_dir() -> PathBuf {
+    from_xtask("APIPROF_PROMETHEUS")
 }
 
 /// The apiprof binary under test.

@@ -59,8 +59,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof and
-/// the reference controller built, and their locations (and sid's etcd and kubectl)
-/// passed as the tests expect.
+/// the reference controller built, and their locations (and sid's etcd and kubectl, and
+/// its Prometheus server and promtool) passed as the tests expect.
 fn run_tests_crate(env: &setup::Env, args: &[&str]) -> anyhow::Result<()> {
     let fixtures = fixtures::build(env)?;
     let apiprof = build_apiprof(env)?;
@@ -72,7 +72,8 @@ fn run_tests_crate(env: &setup::Env, args: &[&str]) -> anyhow::Result<()> {
             .env("APIPROF_FIXTURES", &fixtures)
             .env("APIPROF_BIN", &apiprof)
             .env("APIPROF_REFCTL", &refctl)
-            .env("APIPROF_SID", &env.sid),
+            .env("APIPROF_SID", &env.sid)
+            .env("APIPROF_PROMETHEUS", &env.prometheus),
     )
 }
 

@@ -2,7 +2,8 @@
 //!
 //! What a fresh machine of this kind lacks: rust-src for the nightly toolchain,
 //! bpf-linker (built against the nightly toolchain's own libLLVM), Go 1.19 (bookworm's
-//! golang-go), Go 1.24 (trixie's golang-1.24-go and -src, unpacked into the project
+//! golang-go), Go 1.24 (trixie's golang-1.24-go and -src), Debian sid's Kubernetes set
+//! and its Prometheus server and promtool (the Debian packages unpacked into the project
 //! cache, never installed system-wide) and a mounted tracefs.
 use std::{
     env, fs,
@@ -30,6 +31,8 @@ pub struct Env {
     /// Debian sid's Kubernetes set, unpacked: Go 1.27, the k8s.io libraries under
     /// `usr/share/gocode/src`, etcd and kubectl in `usr/bin`.
     pub sid: PathBuf,
+    /// Debian sid's Prometheus server and promtool, unpacked: both in `usr/bin`.
+    pub prometheus: PathBuf,
 }
 
 /// One Go toolchain: its version and GOROOT.
@@ -69,7 +72,8 @@ pub fn run() -> anyhow::Result<Env> {
 
     rust_src()?;
     bpf_linker(&cache)?;
-    let sid = sid(&cache, &root)?;
+    let sid = pinned(&SID, &cache, &root)?;
+    let prometheus = pinned(&PROMETHEUS, &cache, &root)?;
     let go = vec![
         go_bookworm()?,
         go_trixie(&cache)?,
@@ -85,50 +89,100 @@ pub fn run() -> anyhow::Result<Env> {
         cache,
         go,
         sid,
+        prometheus,
     })
 }
 
-/// The packages the apiserver fixture is built and run from, with the sid versions
-/// used: "name version" lines.
-const SID_LOCK: &str = "tests/fixtures/apiserver/packages.lock";
+/// Debian packages pinned by a lock file in the repository ("name version" lines) and
+/// unpacked into a cache folder of their own, which keeps a copy of the lock as its stamp:
+/// each set is downloaded again only when its own lock changes.
+struct PinnedSet {
+    /// The Debian suite the packages come from.
+    suite: &'static str,
+    /// The lock file, relative to the workspace root.
+    lock: &'static str,
+    /// The folder under the cache the packages are unpacked into.
+    folder: &'static str,
+    /// What setup says it downloads: "downloading {what}".
+    what: &'static str,
+    /// Without a lock: these packages and everything they depend on...
+    roots: &'static [&'static str],
+    /// ...keeping the names this accepts, at the suite's current versions.
+    keep: fn(&str) -> bool,
+    /// What to check after the lock is deleted and the suite's current set taken.
+    then_check: &'static str,
+}
 
 /// Debian sid's matched Kubernetes set (k8s.io/apiserver and its libraries, Go 1.27,
-/// etcd 3.5, kubectl) at the versions in [`SID_LOCK`], unpacked into the cache. Without
-/// a lock, takes sid's current versions and writes the lock.
-fn sid(cache: &Path, root: &Path) -> anyhow::Result<PathBuf> {
-    let unpacked = cache.join("sid");
+/// etcd 3.5, kubectl): what the apiserver fixture is built and run from.
+const SID: PinnedSet = PinnedSet {
+    suite: "sid",
+    lock: "tests/fixtures/apiserver/packages.lock",
+    folder: "sid",
+    what:
+        "Debian sid's Kubernetes libraries, Go 1.27, etcd and kubectl into the cache (about 340 MB)",
+    roots: &[
+        "golang-k8s-apiserver-dev",
+        "golang-go",
+        "etcd-server",
+        "kubectl",
+    ],
+    keep: |name| name.starts_with("golang-") || name.starts_with("etcd-") || name == "kubectl",
+    then_check: "the apiserver fixture still builds",
+};
+
+/// Debian sid's Prometheus server and promtool, which check and scrape the daemon's
+/// `/metrics`. Both are Go binaries that need only libc (glibc 2.34 or newer): the
+/// `prometheus` package's other dependency, adduser, is for its system service.
+const PROMETHEUS: PinnedSet = PinnedSet {
+    suite: "sid",
+    lock: "tests/fixtures/prometheus/packages.lock",
+    folder: "prometheus",
+    what: "Debian sid's Prometheus server and promtool into the cache (about 35 MB)",
+    roots: &["prometheus", "promtool"],
+    keep: |name| name == "prometheus" || name == "promtool",
+    then_check: "the prometheus_tooling test still passes",
+};
+
+/// `set`'s packages at the versions in its lock, unpacked into the cache; returns their
+/// folder. Without a lock, takes the suite's current versions and writes the lock.
+fn pinned(set: &PinnedSet, cache: &Path, root: &Path) -> anyhow::Result<PathBuf> {
+    let unpacked = cache.join(set.folder);
     let stamp = unpacked.join(".packages.lock");
-    let lock_path = root.join(SID_LOCK);
+    let lock_path = root.join(set.lock);
     let lock = fs::read_to_string(&lock_path).ok();
     if lock.is_some() && fs::read_to_string(&stamp).ok() == lock {
         return Ok(unpacked);
     }
-    say("downloading Debian sid's Kubernetes libraries, Go 1.27, etcd and kubectl into the cache (about 340 MB)");
-    let sid = apt::Suite::update(cache, "sid")?;
+    say(&format!("downloading {}", set.what));
+    let suite = apt::Suite::update(cache, set.suite)?;
     let packages: Vec<String> = match &lock {
         Some(lock) => lock.lines().map(str::to_owned).collect(),
         None => {
-            let packages = sid.resolve(
-                &[
-                    "golang-k8s-apiserver-dev",
-                    "golang-go",
-                    "etcd-server",
-                    "kubectl",
-                ],
-                |name| {
-                    name.starts_with("golang-") || name.starts_with("etcd-") || name == "kubectl"
-                },
-            )?;
+            let packages = suite.resolve(set.roots, set.keep)?;
+            if let Some(dir) = lock_path.parent() {
+                fs::create_dir_all(dir)?;
+            }
             fs::write(&lock_path, packages.join("\n") + "\n")?;
             say(&format!(
-                "recorded {} package versions in {SID_LOCK}",
-                packages.len()
+                "recorded {} package versions in {}",
+                packages.len(),
+                set.lock
             ));
             packages
         }
     };
-    sid.unpack(&packages, &unpacked).with_context(|| {
-        format!("sid no longer has every version in {SID_LOCK}: delete it to take sid's current set, then check the apiserver fixture still builds")
+    say(&format!(
+        "unpacking the {} package versions in {} into {}",
+        packages.len(),
+        set.lock,
+        unpacked.display()
+    ));
+    suite.unpack(&packages, &unpacked).with_context(|| {
+        format!(
+            "{} no longer has every version in {}: delete it to take {}'s current set, then check {}",
+            set.suite, set.lock, set.suite, set.then_check
+        )
     })?;
     fs::write(&stamp, packages.join("\n") + "\n")?;
     Ok(unpacked)
