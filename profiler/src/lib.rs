@@ -18,4 +18,5 @@ pub mod capture;
 pub mod cli;
 pub mod events;
 pub mod report;
+pub mod serve;
 pub mod target;

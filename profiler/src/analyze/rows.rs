@@ -247,7 +247,10 @@ impl Rows {
             self.rows.entry(key).or_default().merge(stats);
         }
         for (target, stats) in &other.background {
-            self.background.entry(target.clone()).or_default().merge(stats);
+            self.background
+                .entry(target.clone())
+                .or_default()
+                .merge(stats);
         }
         self.truncated_requests += other.truncated_requests;
     }

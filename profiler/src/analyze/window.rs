@@ -131,7 +131,11 @@ impl Window {
     /// past the newest; an event older than every bucket goes to the oldest.
     fn bucket(&mut self, at_ns: u64) -> &mut Rows {
         let start = at_ns - at_ns % self.settings.bucket_ns;
-        if self.buckets.back().is_none_or(|(newest, _)| *newest < start) {
+        if self
+            .buckets
+            .back()
+            .is_none_or(|(newest, _)| *newest < start)
+        {
             self.rotate(start);
             self.buckets.push_back((start, Rows::new(&KEPT, true)));
         }
@@ -154,8 +158,11 @@ impl Window {
             self.buckets.pop_front();
         }
         for evicted in self.user_agents.rotate() {
-            self.totals
-                .rename(Dimension::UserAgent, &Value::from(evicted), &Value::from(OTHER));
+            self.totals.rename(
+                Dimension::UserAgent,
+                &Value::from(evicted),
+                &Value::from(OTHER),
+            );
         }
         for (_, names) in &mut self.others {
             names.rotate();

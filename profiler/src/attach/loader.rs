@@ -19,6 +19,7 @@ use profiler_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
+    capture::{unix_ms, Header, FORMAT_VERSION},
     target::disasm::{calls_to, ret_addresses, stack_check_jump},
     target::offsets::{self, OffsetsError},
     target::probes::{self, At, Probe},
@@ -118,6 +119,8 @@ pub struct Probes {
     pub functions: Vec<String>,
     /// Where their addresses came from.
     pub symbols: SymbolSource,
+    /// What they track besides requests.
+    pub tracking: Tracking,
 }
 
 impl Probes {
@@ -179,7 +182,30 @@ impl Probes {
             dropped,
             functions,
             symbols: target.binary.source(),
+            tracking,
         })
+    }
+
+    /// The capture header of what these probes observe in `target`.
+    pub fn header(&self, target: &Target) -> Header {
+        let (mem_profile_rate, rate_source) = if self.tracking.allocs {
+            target.mem_profile_rate()
+        } else {
+            (0, "not tracked")
+        };
+        Header {
+            format_version: FORMAT_VERSION,
+            pid: target.pid,
+            binary: target.exe.clone(),
+            target: target.name(),
+            go_version: target.binary.go_version().to_string(),
+            symbols: self.symbols,
+            probes: self.functions.clone(),
+            mem_profile_rate,
+            mem_profile_rate_source: rate_source.to_owned(),
+            cpu_sample_period_ns: self.tracking.cpu_period_ns.unwrap_or(0),
+            started_unix_ms: unix_ms(),
+        }
     }
 }
 

@@ -1,5 +1,7 @@
-//! Loading apiprof's eBPF object and attaching its probes to the observed processes.
+//! Loading apiprof's eBPF object, attaching its probes to a process ([`Probes`]), and
+//! finding the processes to attach to ([`processes`]).
 
 mod loader;
+pub mod processes;
 
 pub use loader::{LoadError, Probes, Tracking};

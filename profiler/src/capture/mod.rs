@@ -17,6 +17,17 @@ use crate::{
     target::symbols::SymbolSource,
 };
 
+mod rotate;
+
+pub use rotate::{Rotating, Rotation};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Capture format version, bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -192,12 +203,19 @@ impl Writer {
 
     /// Appends one record.
     pub fn write(&mut self, record: &Record) -> Result<(), CaptureError> {
+        self.write_counted(record).map(drop)
+    }
+
+    /// Appends one record; returns the bytes it took.
+    pub fn write_counted(&mut self, record: &Record) -> Result<u64, CaptureError> {
         let io = |source| CaptureError::Io {
             path: self.path.clone(),
             source,
         };
-        serde_json::to_writer(&mut self.out, record).map_err(|e| io(e.into()))?;
-        self.out.write_all(b"\n").map_err(io)
+        let line = serde_json::to_vec(record).map_err(|e| io(e.into()))?;
+        self.out.write_all(&line).map_err(io)?;
+        self.out.write_all(b"\n").map_err(io)?;
+        Ok(line.len() as u64 + 1)
     }
 
     /// Pushes buffered records to the file.

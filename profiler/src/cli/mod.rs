@@ -1,5 +1,6 @@
 //! The command line: one module per verb.
 
+mod daemon;
 mod record;
 mod report;
 
@@ -7,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+use crate::attach::Tracking;
 
 /// Exit code for bad input (arguments, files, unsupported targets), as distinct from
 /// failures while running.
@@ -28,8 +31,39 @@ pub struct Cli {
 enum Command {
     /// Attach to a running Go server and record every request it serves into a file.
     Record(record::Args),
-    /// Aggregate a capture file into a report.
+    /// Aggregate a capture file, or a running daemon's recent window, into a report.
     Report(report::Args),
+    /// Stay attached to every matching process on the node (and those that start
+    /// later); serve Prometheus metrics and live reports over HTTP.
+    Daemon(daemon::Args),
+}
+
+/// What to track besides requests (`record` and `daemon`).
+#[derive(Debug, Default, clap::Args, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackingArgs {
+    /// Do not attribute heap allocations (saves a probe per allocation sample; with
+    /// --no-cpu also the probes on every goroutine creation).
+    #[arg(long)]
+    no_alloc: bool,
+    /// Do not sample on-CPU time.
+    #[arg(long)]
+    no_cpu: bool,
+    /// On-CPU samples per second of CPU time, on every CPU (1 to 1000, default 99: clear
+    /// of running in step with 100 Hz timers).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    cpu_hz: Option<u64>,
+}
+
+impl TrackingArgs {
+    /// The tracking these flags ask for.
+    fn tracking(&self) -> Tracking {
+        let hz = self.cpu_hz.unwrap_or(99).clamp(1, 1000);
+        Tracking {
+            allocs: !self.no_alloc,
+            cpu_period_ns: (!self.no_cpu).then(|| 1_000_000_000 / hz),
+        }
+    }
 }
 
 /// Runs the parsed command line; errors are printed with their causes.
@@ -42,6 +76,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
+        Command::Daemon(args) => daemon::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
-//! Drains kernel events into a capture file until told to stop.
+//! Drains one attached process's kernel events, as capture records, into a [`Consumer`]
+//! (a capture file, the daemon's analysis) until told to stop.
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
+use aya::maps::{MapData, PerCpuArray};
 use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{debug, warn};
 
@@ -54,18 +56,37 @@ pub enum RecordError {
     },
 }
 
-/// Writes every event of `probes` to `writer` until `stop` resolves or process `pid`
-/// exits; drains what is left, writes the end record and returns it. Stacks are
-/// symbolized with `binary` as they come.
-pub async fn record(
+/// Where drained records go.
+pub trait Consumer {
+    /// Takes the next record.
+    fn consume(&mut self, record: Record) -> Result<(), CaptureError>;
+    /// Called at least every [`DRAIN_INTERVAL`] with the events lost so far (flush
+    /// files, publish counters).
+    fn tick(&mut self, dropped_events: u64) -> Result<(), CaptureError>;
+}
+
+impl Consumer for Writer {
+    fn consume(&mut self, record: Record) -> Result<(), CaptureError> {
+        self.write(&record)
+    }
+
+    fn tick(&mut self, _dropped_events: u64) -> Result<(), CaptureError> {
+        self.flush()
+    }
+}
+
+/// Hands every event of `probes` to `consumer` until `stop` resolves or process `pid`
+/// exits; drains what is left, hands over the end record and returns it. Stacks are
+/// symbolized with `binary` as they come, each handed over once before its first use.
+pub async fn drain(
     probes: Probes,
     pid: u32,
     binary: &GoBinary,
-    writer: &mut Writer,
+    consumer: &mut impl Consumer,
     stop: impl Future<Output = StopReason>,
 ) -> Result<End, RecordError> {
     let mut out = Output {
-        writer,
+        consumer,
         stacks: Stacks {
             binary,
             mappings: Mappings::new(pid),
@@ -90,29 +111,25 @@ pub async fn record(
             reason = &mut stop => break reason,
             guard = events.readable_mut() => {
                 let mut guard = guard.map_err(|source| RecordError::Poll { source })?;
-                undecodable += drain(guard.get_inner_mut(), &mut out)?;
+                undecodable += drain_ready(guard.get_inner_mut(), &mut out)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
-                undecodable += drain(events.get_mut(), &mut out)?;
-                out.writer.flush()?;
+                undecodable += drain_ready(events.get_mut(), &mut out)?;
+                out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     break StopReason::TargetExited;
                 }
             }
         }
     };
-    undecodable += drain(events.get_mut(), &mut out)?;
-    let kernel_dropped: u64 = dropped
-        .get(&0, 0)
-        .map(|per_cpu| per_cpu.iter().sum())
-        .unwrap_or(0);
+    undecodable += drain_ready(events.get_mut(), &mut out)?;
     let end = End {
-        dropped_events: kernel_dropped + undecodable,
+        dropped_events: kernel_dropped(&dropped) + undecodable,
         reason: reason.as_str().into(),
     };
-    out.writer.write(&Record::End(end.clone()))?;
-    out.writer.flush()?;
+    out.consumer.consume(Record::End(end.clone()))?;
+    out.consumer.tick(end.dropped_events)?;
     debug!(
         ?end,
         repeated_events = out.repeats.dropped,
@@ -121,14 +138,25 @@ pub async fn record(
     Ok(end)
 }
 
-/// Where drained events go: the capture, with the stacks written so far.
-struct Output<'a> {
-    writer: &'a mut Writer,
+/// Events the kernel could not hand over (ring buffer full, unreadable request).
+fn kernel_dropped(dropped: &PerCpuArray<MapData, u64>) -> u64 {
+    dropped
+        .get(&0, 0)
+        .map(|per_cpu| per_cpu.iter().sum())
+        .unwrap_or(0)
+}
+
+/// Where drained events go, with the stacks handed over so far.
+struct Output<'a, C> {
+    consumer: &'a mut C,
     stacks: Stacks<'a>,
     repeats: Repeats,
 }
 
-/// Stacks already written to the capture, by their addresses.
+/// Distinct stacks followed at most; later new ones all share one overflow stack.
+const MAX_STACKS: usize = 100_000;
+
+/// Stacks already handed over, by their addresses.
 struct Stacks<'a> {
     binary: &'a GoBinary,
     mappings: Mappings,
@@ -136,8 +164,14 @@ struct Stacks<'a> {
 }
 
 impl Stacks<'_> {
-    /// The id of `stack`, writing its symbolized record first if it is new.
-    fn id(&mut self, stack: Vec<u64>, writer: &mut Writer) -> Result<u32, CaptureError> {
+    /// The id of `stack`, handing its symbolized record over first if it is new.
+    fn id(&mut self, stack: Vec<u64>, consumer: &mut impl Consumer) -> Result<u32, CaptureError> {
+        // Past the bound, every new stack is the empty one (no frames).
+        let stack = if self.ids.len() >= MAX_STACKS && !self.ids.contains_key(&stack) {
+            Vec::new()
+        } else {
+            stack
+        };
         if let Some(id) = self.ids.get(&stack) {
             return Ok(*id);
         }
@@ -152,16 +186,16 @@ impl Stacks<'_> {
                 },
             })
             .collect();
-        writer.write(&Record::Stack(Stack { id, frames }))?;
+        consumer.consume(Record::Stack(Stack { id, frames }))?;
         self.ids.insert(stack, id);
         Ok(id)
     }
 }
 
-/// Writes every waiting event; returns how many could not be decoded.
-fn drain(
-    events: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    out: &mut Output,
+/// Hands over every waiting event; returns how many could not be decoded.
+fn drain_ready(
+    events: &mut aya::maps::RingBuf<MapData>,
+    out: &mut Output<impl Consumer>,
 ) -> Result<u64, CaptureError> {
     let mut undecodable = 0;
     while let Some(item) = events.next() {
@@ -173,7 +207,7 @@ fn drain(
             Ok(Event::HttpRequest(r)) => Record::HttpRequest(r),
             Ok(Event::HttpResponse(r)) => Record::HttpResponse(r),
             Ok(Event::Alloc(a)) => {
-                let stack_id = out.stacks.id(a.stack, out.writer)?;
+                let stack_id = out.stacks.id(a.stack, out.consumer)?;
                 Record::Alloc(Alloc {
                     ktime_ns: a.ktime_ns,
                     goroutine: a.goroutine,
@@ -183,7 +217,7 @@ fn drain(
                 })
             }
             Ok(Event::Cpu(c)) => {
-                let stack_id = out.stacks.id(c.stack, out.writer)?;
+                let stack_id = out.stacks.id(c.stack, out.consumer)?;
                 Record::Cpu(Cpu {
                     ktime_ns: c.ktime_ns,
                     goroutine: c.goroutine,
@@ -198,7 +232,7 @@ fn drain(
                 continue;
             }
         };
-        out.writer.write(&record)?;
+        out.consumer.consume(record)?;
     }
     Ok(undecodable)
 }

@@ -1,0 +1,144 @@
+//! What the daemon knows: the window of rows every attached process feeds, each
+//! process's attribution state, and the profiler's own health counters.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use crate::{
+    analyze::{
+        aggregate::{report, Meta, Report},
+        attribute::Attributor,
+        request::Request,
+        rows::Rows,
+        window::{Settings, Window, WindowError},
+        Dimension,
+    },
+    capture::{Header, Record},
+};
+
+/// One attached process.
+struct Source {
+    target: Arc<str>,
+    attributor: Attributor,
+    /// Events the kernel could not hand over, as last read.
+    dropped: u64,
+}
+
+/// The profiler's own health, per target name (so a restarted API server's counts
+/// continue).
+#[derive(Debug, Default)]
+pub struct Health {
+    /// Records taken, by target.
+    pub events: BTreeMap<String, u64>,
+    /// Events lost (ring buffer full, undecodable), by target.
+    pub dropped: BTreeMap<String, u64>,
+    /// Processes that could not be attached to.
+    pub attach_errors: u64,
+    /// Capture files that could not be written (captures then stop).
+    pub capture_errors: u64,
+}
+
+/// The daemon's state, shared by its drain tasks and its HTTP API.
+pub struct Live {
+    /// Rows per time bucket and totals.
+    pub window: Window,
+    sources: BTreeMap<u32, Source>,
+    /// The profiler's own counters.
+    pub health: Health,
+    cpu_sample_period_ns: u64,
+    /// The `runtime.MemProfileRate` of the process attached last.
+    mem_profile_rate: u64,
+}
+
+impl Live {
+    /// Nothing attached yet.
+    pub fn new(settings: Settings, cpu_sample_period_ns: u64) -> Self {
+        Self {
+            window: Window::new(settings),
+            sources: BTreeMap::new(),
+            health: Health::default(),
+            cpu_sample_period_ns,
+            mem_profile_rate: 0,
+        }
+    }
+
+    /// The process `header` describes is attached. Its target name is the header's,
+    /// unless another attached process has that name: then it gains `/PID`.
+    pub fn attached(&mut self, header: &Header) -> Arc<str> {
+        let mut name = header.target_name();
+        if self.sources.values().any(|s| *s.target == *name) {
+            name = format!("{name}/{}", header.pid);
+        }
+        let target: Arc<str> = Arc::from(name);
+        self.mem_profile_rate = header.mem_profile_rate;
+        self.sources.insert(
+            header.pid,
+            Source {
+                target: target.clone(),
+                attributor: Attributor::new(header, target.clone()),
+                dropped: 0,
+            },
+        );
+        self.health.events.entry(target.to_string()).or_default();
+        self.health.dropped.entry(target.to_string()).or_default();
+        target
+    }
+
+    /// The next record of process `pid`.
+    pub fn record(&mut self, pid: u32, record: Record) {
+        let Some(source) = self.sources.get_mut(&pid) else {
+            return;
+        };
+        *self
+            .health
+            .events
+            .entry(source.target.to_string())
+            .or_default() += 1;
+        source.attributor.record(record, &mut self.window);
+    }
+
+    /// Process `pid` has lost `total` events since it was attached.
+    pub fn dropped(&mut self, pid: u32, total: u64) {
+        let Some(source) = self.sources.get_mut(&pid) else {
+            return;
+        };
+        let new = total.saturating_sub(source.dropped);
+        source.dropped = total;
+        *self
+            .health
+            .dropped
+            .entry(source.target.to_string())
+            .or_default() += new;
+    }
+
+    /// Process `pid` is detached (it exited, or the daemon stops).
+    pub fn detached(&mut self, pid: u32) {
+        self.sources.remove(&pid);
+    }
+
+    /// Processes attached now, with their target names.
+    pub fn targets(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.sources.iter().map(|(pid, s)| (*pid, &*s.target))
+    }
+
+    /// Requests being served now, in every attached process.
+    pub fn in_flight(&self) -> impl Iterator<Item = &Request> {
+        self.sources.values().flat_map(|s| s.attributor.in_flight())
+    }
+
+    /// The report of the last `window_ns` before `now_ns`, grouped by `by`, and its rows.
+    pub fn report(
+        &self,
+        now_ns: u64,
+        window_ns: u64,
+        by: &[Dimension],
+    ) -> Result<(Report, Rows), WindowError> {
+        let rows = self.window.rows(now_ns, window_ns, by)?;
+        let meta = Meta {
+            mem_profile_rate: self.mem_profile_rate,
+            cpu_sample_period_ns: self.cpu_sample_period_ns,
+            dropped_events: self.health.dropped.values().sum(),
+            complete: true,
+        };
+        Ok((report(&rows, self.in_flight(), meta), rows))
+    }
+}
