@@ -18,6 +18,8 @@ use crate::{fixtures_dir, sid_dir};
 pub struct ApiServer {
     server: Child,
     etcd: Child,
+    /// How the server was started, to start it again.
+    command: Vec<std::ffi::OsString>,
     /// `https://127.0.0.1:PORT`
     pub url: String,
     /// The bearer token it accepts.
@@ -59,27 +61,12 @@ impl ApiServer {
             .expect("clock after 1970")
             .as_nanos();
         let token = format!("apiprof-{}-{nanos}", std::process::id());
-        let path = fixtures_dir().join(build);
-        let mut server = dies_with_parent(&mut Command::new(&path))
-            .args(["-etcd", &etcd_url, "-token", &token, "-cert-dir"])
-            .arg(dir.path().join("certs"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(log_file(&dir, "apiserver.log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
-        let mut line = String::new();
-        BufReader::new(server.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("reading the apiserver's first line");
-        let Some(url) = line.trim().strip_prefix("listening ").map(str::to_owned) else {
-            let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            panic!(
-                "{build} printed {line:?}, expected \"listening https://...\"; its log ends:\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        };
+        let mut command: Vec<std::ffi::OsString> = vec![fixtures_dir().join(build).into()];
+        command.extend(["-etcd", &etcd_url, "-token", &token, "-cert-dir"].map(Into::into));
+        command.push(dir.path().join("certs").into());
+        command.extend(["-secure-port".into(), free_port().to_string().into()]);
+        command.extend(args.iter().map(Into::into));
+        let (server, url) = spawn_server(&command, &dir);
         let kubeconfig = dir.path().join("kubeconfig");
         std::fs::write(
             &kubeconfig,
@@ -95,6 +82,7 @@ impl ApiServer {
         Self {
             server,
             etcd,
+            command,
             url,
             token,
             kubeconfig,
@@ -103,6 +91,17 @@ impl ApiServer {
     }
 
     /// The apiserver's process id.
+    /// Stops the server (SIGTERM, as a rolling restart does) and starts it again on the
+    /// same port, etcd and token; returns once it is ready.
+    pub fn restart(&mut self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.server.id() as i32, libc::SIGTERM) };
+        self.server.wait().expect("waiting for the apiserver to stop");
+        let (server, url) = spawn_server(&self.command, &self.dir);
+        assert_eq!(url, self.url, "the restarted apiserver listens elsewhere");
+        self.server = server;
+    }
+
     pub fn pid(&self) -> u32 {
         self.server.id()
     }
@@ -130,6 +129,30 @@ impl Drop for ApiServer {
 
 /// Makes the child get SIGKILL when the thread that started it dies, so a test killed
 /// before its guard drops leaves no etcd or apiserver (or Prometheus) behind.
+/// Starts the server `command` names and waits for its "listening URL" line.
+fn spawn_server(command: &[std::ffi::OsString], dir: &TempDir) -> (Child, String) {
+    let mut server = dies_with_parent(&mut Command::new(&command[0]))
+        .args(&command[1..])
+        .stdout(Stdio::piped())
+        .stderr(log_file(dir, "apiserver.log"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {:?}: {e}", command[0]));
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("reading the apiserver's first line");
+    let Some(url) = line.trim().strip_prefix("listening ").map(str::to_owned) else {
+        let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        panic!(
+            "{:?} printed {line:?}, expected \"listening https://...\"; its log ends:\n{}",
+            command[0],
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    };
+    (server, url)
+}
+
 pub(crate) fn dies_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {

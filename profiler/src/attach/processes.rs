@@ -54,6 +54,25 @@ impl Selector {
     }
 }
 
+/// How long process `pid` has been running (10 ms resolution: the kernel counts its
+/// start in clock ticks since boot).
+pub fn age(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22 (starttime), counted after the command name's closing parenthesis.
+    let after_name = stat.rsplit_once(')')?.1;
+    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+    now.checked_sub(Duration::from_millis(ticks * 1000 / hz))
+}
+
 /// The file name of process `pid`'s executable; a binary replaced on disk while it runs
 /// (an upgrade) still counts by its name.
 pub fn exe_name(pid: u32) -> Option<String> {
@@ -80,5 +99,6 @@ mod tests {
         };
         assert!(by_name.scan().is_empty());
         assert!(exe_name(me).is_some());
+        assert!(age(me).is_some_and(|a| a < Duration::from_secs(3600)));
     }
 }

@@ -24,7 +24,7 @@ use super::TrackingArgs;
 use crate::{
     analyze::window::Settings,
     attach::{
-        processes::{Selector, SCAN_INTERVAL},
+        processes::{age, Selector, SCAN_INTERVAL},
         Probes, Tracking,
     },
     capture::{CaptureError, Record, Rotating, Rotation},
@@ -287,8 +287,16 @@ async fn follow(
         }
     };
     let header = probes.header(&target);
-    let name = lock(&live).attached(&header);
-    info!(pid, target = %name, attach_ms = started.elapsed().as_millis() as u64, probes = probes.functions.len(), "attached");
+    let latency = age(pid).unwrap_or_default();
+    let name = {
+        let mut live = lock(&live);
+        let name = live.attached(&header);
+        live.health
+            .attach_latency_seconds
+            .insert(name.to_string(), latency.as_secs_f64());
+        name
+    };
+    info!(pid, target = %name, attach_ms = started.elapsed().as_millis() as u64, since_start_ms = latency.as_millis() as u64, probes = probes.functions.len(), "attached");
     let capture = capture.and_then(
         |rotation| match Rotating::create(rotation, header.clone()) {
             Ok(capture) => Some(capture),

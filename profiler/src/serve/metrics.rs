@@ -22,7 +22,7 @@ use crate::analyze::{rows::Stats, window::METRIC_LABELS, Dimension};
 pub const BACKGROUND: &str = "(background)";
 
 /// The families this collector exports: (name, help, type).
-const FAMILIES: [(&str, &str, MetricType); 13] = [
+const FAMILIES: [(&str, &str, MetricType); 14] = [
     ("apiprof_requests_total", "Requests the observed server finished, by client, verb, resource, rv_class and status code.", MetricType::COUNTER),
     ("apiprof_response_bytes_total", "Response body bytes the observed server wrote for finished requests.", MetricType::COUNTER),
     ("apiprof_request_duration_seconds", "Handler latency of finished requests other than WATCHes, seconds (the API server's own buckets).", MetricType::HISTOGRAM),
@@ -34,6 +34,7 @@ const FAMILIES: [(&str, &str, MetricType); 13] = [
     ("apiprof_targets_attached", "Processes apiprof is attached to now.", MetricType::GAUGE),
     ("apiprof_attach_errors_total", "Processes apiprof failed to attach to (see its log).", MetricType::COUNTER),
     ("apiprof_capture_errors_total", "Capture files apiprof failed to write; captures then stop, metrics and reports go on (see its log).", MetricType::COUNTER),
+    ("apiprof_attach_latency_seconds", "Seconds from the target process's start to apiprof's probes being attached, at its latest (re)start.", MetricType::GAUGE),
     ("apiprof_clients_kept", "User agents kept by name; the rest are counted as user_agent=\"other\".", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
 ];
@@ -142,8 +143,11 @@ impl Collector for LiveCollector {
         metrics[8].push(gauge(vec![], live.targets().count() as f64));
         metrics[9].push(counter(vec![], live.health.attach_errors as f64));
         metrics[10].push(counter(vec![], live.health.capture_errors as f64));
-        metrics[11].push(gauge(vec![], live.window.clients_kept() as f64));
-        metrics[12].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        for (target, seconds) in &live.health.attach_latency_seconds {
+            metrics[11].push(gauge(vec![pair("target", target)], *seconds));
+        }
+        metrics[12].push(gauge(vec![], live.window.clients_kept() as f64));
+        metrics[13].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
         FAMILIES
             .iter()
             .zip(metrics)

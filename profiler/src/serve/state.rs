@@ -35,6 +35,9 @@ pub struct Health {
     pub attach_errors: u64,
     /// Capture files that could not be written (captures then stop).
     pub capture_errors: u64,
+    /// Seconds from each target's process start to its probes being attached, at its
+    /// latest attach.
+    pub attach_latency_seconds: BTreeMap<String, f64>,
 }
 
 /// The daemon's state, shared by its drain tasks and its HTTP API.
@@ -64,6 +67,9 @@ impl Live {
     /// The process `header` describes is attached. Its target name is the header's,
     /// unless another attached process has that name: then it gains `/PID`.
     pub fn attached(&mut self, header: &Header) -> Arc<str> {
+        // A process that exited may not be detached yet: its successor takes its name.
+        self.sources
+            .retain(|pid, _| std::path::Path::new(&format!("/proc/{pid}")).exists());
         let mut name = header.target_name();
         if self.sources.values().any(|s| *s.target == *name) {
             name = format!("{name}/{}", header.pid);

@@ -1,0 +1,178 @@
+//! `apiprof daemon` run as an operator runs it, and what it serves read back.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{apiprof_bin, load::Tally};
+
+/// A running `apiprof daemon` on a free loopback port; killed on drop if not stopped.
+pub struct Daemon {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Daemon {
+    /// Starts `apiprof daemon ARGS --listen 127.0.0.1:0` and waits until it listens.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(apiprof_bin())
+            .arg("daemon")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting apiprof daemon");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("reading the daemon's first line");
+        let Some(addr) = line
+            .strip_prefix("apiprof daemon listening on ")
+            .and_then(|rest| rest.split_whitespace().next())
+        else {
+            let status = child.wait().expect("waiting for apiprof daemon");
+            panic!("apiprof daemon did not start ({status}); it printed {line:?}, see its stderr above");
+        };
+        Self {
+            url: format!("http://{addr}"),
+            child: Some(child),
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `GET path`'s body; panics unless it answers 200.
+    pub async fn get(&self, path: &str) -> String {
+        let response = reqwest::get(format!("{}{path}", self.url))
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = response.status();
+        let body = response.text().await.expect("reading the body");
+        assert!(status.is_success(), "GET {path}: {status}: {body}");
+        body
+    }
+
+    /// `/report?format=json&window=1h&by=BY`, parsed.
+    pub async fn report(&self, by: &[&str]) -> serde_json::Value {
+        let body = self
+            .get(&format!("/report?format=json&window=1h&by={}", by.join(",")))
+            .await;
+        serde_json::from_str(&body).expect("/report is JSON")
+    }
+
+    /// Waits until the daemon is attached to process `pid`; returns how long that took.
+    pub async fn wait_attached(&self, pid: u32) -> Duration {
+        let start = Instant::now();
+        let needle = format!("(pid {pid})");
+        loop {
+            let health = self.get("/healthz").await;
+            if health.contains(&needle) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the daemon did not attach to pid {pid} in 20 s: /healthz says {health:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the daemon with SIGTERM, as Kubernetes stops a pod, and waits for it.
+    pub fn terminate(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("not yet stopped");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        child.wait().expect("waiting for apiprof daemon")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The samples of metric `name` in a Prometheus text exposition: (labels, value).
+pub fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, labels) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.strip_suffix('}')?),
+                None => (series, ""),
+            };
+            (metric == name).then(|| (parse_labels(labels), value.parse().expect("a sample value")))
+        })
+        .collect()
+}
+
+/// `a="x",b="y"` (values escaped as the text format escapes them).
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_owned(), value);
+        rest = &after[end..];
+    }
+    labels
+}
+
+/// Tallies of `apiprof_requests_total` and `apiprof_response_bytes_total` keyed by the
+/// labels `by` (finished requests: counts and status codes by `code`, bytes).
+pub fn metric_tallies(
+    metrics: &[(BTreeMap<String, String>, f64)],
+    bytes: &[(BTreeMap<String, String>, f64)],
+    by: &[&str],
+) -> BTreeMap<Vec<String>, Tally> {
+    let key = |labels: &BTreeMap<String, String>| -> Vec<String> {
+        by.iter()
+            .map(|l| match labels.get(*l).map(String::as_str) {
+                // A write's rv_class is null in reports and empty in labels.
+                Some("") if *l == "rv_class" => "null".to_owned(),
+                Some(v) => v.to_owned(),
+                None => panic!("no label {l} in {labels:?}"),
+            })
+            .collect()
+    };
+    let mut tallies: BTreeMap<Vec<String>, Tally> = BTreeMap::new();
+    for (labels, n) in metrics {
+        let t = tallies.entry(key(labels)).or_default();
+        t.count += *n as u64;
+        let code: u16 = labels["code"].parse().expect("code label");
+        *t.status.entry(code).or_default() += *n as u64;
+    }
+    for (labels, n) in bytes {
+        if let Some(t) = tallies.get_mut(&key(labels)) {
+            t.bytes += *n as u64;
+        }
+    }
+    tallies
+}
