@@ -96,7 +96,9 @@ impl ApiServer {
     pub fn restart(&mut self) {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(self.server.id() as i32, libc::SIGTERM) };
-        self.server.wait().expect("waiting for the apiserver to stop");
+        self.server
+            .wait()
+            .expect("waiting for the apiserver to stop");
         let (server, url) = spawn_server(&self.command, &self.dir);
         assert_eq!(url, self.url, "the restarted apiserver listens elsewhere");
         self.server = server;

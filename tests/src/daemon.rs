@@ -62,7 +62,10 @@ impl Daemon {
     /// `/report?format=json&window=1h&by=BY`, parsed.
     pub async fn report(&self, by: &[&str]) -> serde_json::Value {
         let body = self
-            .get(&format!("/report?format=json&window=1h&by={}", by.join(",")))
+            .get(&format!(
+                "/report?format=json&window=1h&by={}",
+                by.join(",")
+            ))
             .await;
         serde_json::from_str(&body).expect("/report is JSON")
     }
@@ -155,8 +158,9 @@ pub fn metric_tallies(
     let key = |labels: &BTreeMap<String, String>| -> Vec<String> {
         by.iter()
             .map(|l| match labels.get(*l).map(String::as_str) {
-                // A write's rv_class is null in reports and empty in labels.
-                Some("") if *l == "rv_class" => "null".to_owned(),
+                // A write's rv_class is null in reports and an empty label (which
+                // Prometheus drops) in metrics.
+                None | Some("") if *l == "rv_class" => "null".to_owned(),
                 Some(v) => v.to_owned(),
                 None => panic!("no label {l} in {labels:?}"),
             })

@@ -30,7 +30,7 @@ use crate::{
     capture::{CaptureError, Record, Rotating, Rotation},
     events::drain::{drain, Consumer, StopReason},
     serve::{api, state::Live},
-    target::Target,
+    target::{Binaries, Target},
 };
 
 /// Arguments of `apiprof daemon` (each may also be set in the config file).
@@ -211,6 +211,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         addr, config.selector.names, config.selector.pids
     );
     let mut following: BTreeMap<u32, Following> = BTreeMap::new();
+    let binaries = Arc::new(Mutex::new(Binaries::default()));
     // Processes that could not be attached to: not tried again while they run.
     let mut refused: Vec<u32> = Vec::new();
     let mut scan = tokio::time::interval(SCAN_INTERVAL);
@@ -240,6 +241,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 live.clone(),
                 config.tracking,
                 config.capture.clone(),
+                binaries.clone(),
                 stopped,
             ));
             following.insert(pid, Following { stop, task });
@@ -263,11 +265,13 @@ async fn follow(
     live: Arc<Mutex<Live>>,
     tracking: Tracking,
     capture: Option<Rotation>,
+    binaries: Arc<Mutex<Binaries>>,
     stop: oneshot::Receiver<()>,
 ) {
     let started = std::time::Instant::now();
     let attached = tokio::task::spawn_blocking(move || {
-        let target = Target::open(pid)?;
+        let target =
+            Target::open_cached(pid, &mut binaries.lock().unwrap_or_else(|e| e.into_inner()))?;
         let probes = Probes::attach(&target, tracking)?;
         anyhow::Ok((target, probes))
     })

@@ -94,11 +94,10 @@ impl Live {
         let Some(source) = self.sources.get_mut(&pid) else {
             return;
         };
-        *self
-            .health
-            .events
-            .entry(source.target.to_string())
-            .or_default() += 1;
+        // `attached` made the entry: no allocation per record.
+        if let Some(events) = self.health.events.get_mut(&*source.target) {
+            *events += 1;
+        }
         source.attributor.record(record, &mut self.window);
     }
 
@@ -109,11 +108,9 @@ impl Live {
         };
         let new = total.saturating_sub(source.dropped);
         source.dropped = total;
-        *self
-            .health
-            .dropped
-            .entry(source.target.to_string())
-            .or_default() += new;
+        if let Some(dropped) = self.health.dropped.get_mut(&*source.target) {
+            *dropped += new;
+        }
     }
 
     /// Process `pid` is detached (it exited, or the daemon stops).

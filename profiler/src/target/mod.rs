@@ -9,4 +9,4 @@ pub mod probes;
 mod process;
 pub mod symbols;
 
-pub use process::{Target, TargetError, DEFAULT_MEM_PROFILE_RATE};
+pub use process::{Binaries, Target, TargetError, DEFAULT_MEM_PROFILE_RATE};

@@ -1,6 +1,11 @@
 //! The observed process: its executable, symbols and runtime settings.
 
-use std::{fs::File, os::unix::fs::FileExt, path::PathBuf};
+use std::{
+    fs::File,
+    os::unix::fs::{FileExt, MetadataExt},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use tracing::debug;
 
@@ -31,24 +36,49 @@ pub enum TargetError {
     Symbols(#[from] SymbolError),
 }
 
+/// Binaries read recently, oldest first, by (device, inode, size, mtime).
+#[derive(Default)]
+pub struct Binaries(Vec<((u64, u64, u64, i64), Arc<GoBinary>)>);
+
+/// Binaries [`Binaries`] keeps: a node runs one or two API server builds.
+const KEPT_BINARIES: usize = 4;
+
 /// The observed process.
 pub struct Target {
     /// Its pid.
     pub pid: u32,
     /// /proc/PID/exe resolved, for reports.
     pub exe: PathBuf,
-    /// Its symbols and Go version.
-    pub binary: GoBinary,
+    /// Its symbols and Go version (shared: a restarted process runs the same binary).
+    pub binary: Arc<GoBinary>,
 }
 
 impl Target {
     /// Opens the executable of process `pid` (through /proc, so it works across mount
     /// namespaces, as for a containerized apiserver).
     pub fn open(pid: u32) -> Result<Self, TargetError> {
+        Self::open_cached(pid, &mut Binaries::default())
+    }
+
+    /// [`Target::open`], reading the executable's symbols only if `binaries` does not
+    /// hold that very file already (an API server restarted on the same binary).
+    pub fn open_cached(pid: u32, binaries: &mut Binaries) -> Result<Self, TargetError> {
         let proc_exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        let exe =
-            std::fs::read_link(&proc_exe).map_err(|source| TargetError::Process { pid, source })?;
-        let binary = GoBinary::open(&proc_exe)?;
+        let process = |source| TargetError::Process { pid, source };
+        let exe = std::fs::read_link(&proc_exe).map_err(process)?;
+        let meta = std::fs::metadata(&proc_exe).map_err(process)?;
+        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime());
+        let binary = match binaries.0.iter().find(|(k, _)| *k == key) {
+            Some((_, binary)) => binary.clone(),
+            None => {
+                let binary = Arc::new(GoBinary::open(&proc_exe)?);
+                if binaries.0.len() >= KEPT_BINARIES {
+                    binaries.0.remove(0);
+                }
+                binaries.0.push((key, binary.clone()));
+                binary
+            }
+        };
         Ok(Self { pid, exe, binary })
     }
 
@@ -127,10 +157,13 @@ fn secure_port(args: &[String]) -> Option<String> {
     let mut port = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let arg = arg.strip_prefix('-').unwrap_or(arg);
-        if let Some(value) = arg.strip_prefix("-secure-port=") {
+        // Go's flags take one dash or two.
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            continue;
+        };
+        if let Some(value) = flag.strip_prefix("secure-port=") {
             port = Some(value.to_owned());
-        } else if arg == "-secure-port" {
+        } else if flag == "secure-port" {
             port = args.next().cloned();
         }
     }
@@ -160,6 +193,10 @@ mod tests {
         assert_eq!(
             secure_port(&args(&["x", "-secure-port", "1", "--secure-port", "2"])),
             Some("2".into())
+        );
+        assert_eq!(
+            secure_port(&args(&["x", "-secure-port", "1"])),
+            Some("1".into())
         );
         assert_eq!(secure_port(&args(&["x", "--port=1"])), None);
     }
