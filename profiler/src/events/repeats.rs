@@ -54,6 +54,7 @@ mod tests {
             query: String::new(),
             http_version: "HTTP/1.1".into(),
             user_agent: String::new(),
+            remote_addr: String::new(),
             truncated: false,
         })
     }

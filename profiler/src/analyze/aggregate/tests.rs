@@ -26,6 +26,7 @@ pub(crate) fn request(
         query: query.into(),
         http_version: "HTTP/2.0".into(),
         user_agent: ua.into(),
+        remote_addr: String::new(),
         truncated: false,
     }
 }
