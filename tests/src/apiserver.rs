@@ -107,6 +107,16 @@ impl ApiServer {
         self.server.id()
     }
 
+    /// A kube-rs client of this server, from its kubeconfig.
+    pub async fn kube_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .expect("reading the fixture's kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("a kube config from the fixture's kubeconfig");
+        kube::Client::try_from(config).expect("a kube client of the fixture")
+    }
+
     /// A `kubectl` (Debian sid's, matching the libraries) using this server, with a
     /// discovery cache of its own.
     pub fn kubectl(&self) -> Command {
