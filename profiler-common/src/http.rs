@@ -8,6 +8,9 @@ pub const METHOD_CAP: usize = 16;
 pub const PATH_CAP: usize = 256;
 /// Bytes of `url.URL.RawQuery` kept.
 pub const QUERY_CAP: usize = 512;
+/// Bytes of `http.Request.RemoteAddr` kept: "IP:port" or "[IPv6]:port" is at most 53
+/// bytes without an IPv6 zone (`%eth0`), so only odd addresses are cut.
+pub const REMOTE_ADDR_CAP: usize = 64;
 /// Bytes of the User-Agent header value kept (HTTP/1 values may start with the
 /// blanks that follow the colon; userspace trims them).
 pub const USER_AGENT_CAP: usize = 192;
@@ -18,8 +21,8 @@ pub const H2_FIELDS_MAX: u32 = 32;
 /// A Go HTTP server began serving a request (`net/http.serverHandler.ServeHTTP` entry),
 /// HTTP/1.x and HTTP/2 alike.
 ///
-/// Only the request line and the User-Agent value are copied: never other headers or
-/// bodies.
+/// Only the request line, the client's address and the User-Agent value are copied:
+/// never other headers or bodies.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HttpRequestEvent {
@@ -39,6 +42,11 @@ pub struct HttpRequestEvent {
     pub path_len: u32,
     /// True length of the raw query; more than [`QUERY_CAP`] means `query` is cut.
     pub query_len: u32,
+    /// True length of the remote address; more than [`REMOTE_ADDR_CAP`] means
+    /// `remote_addr` is cut.
+    pub remote_addr_len: u32,
+    /// Explicit padding; always zero.
+    pub _pad: u32,
     /// The User-Agent value seen while the headers were parsed.
     pub user_agent: UserAgent,
     /// `http.Request.Method`, the first `min(method_len, METHOD_CAP)` bytes.
@@ -47,17 +55,21 @@ pub struct HttpRequestEvent {
     pub path: [u8; PATH_CAP],
     /// `http.Request.URL.RawQuery`, the first `min(query_len, QUERY_CAP)` bytes.
     pub query: [u8; QUERY_CAP],
+    /// `http.Request.RemoteAddr` (the connection's peer, set by the server), the first
+    /// `min(remote_addr_len, REMOTE_ADDR_CAP)` bytes.
+    pub remote_addr: [u8; REMOTE_ADDR_CAP],
 }
 
 const _: () = assert!(
     core::mem::size_of::<HttpRequestEvent>()
         == 32
             + 4 * 8
-            + 3 * 4
+            + 5 * 4
             + core::mem::size_of::<UserAgent>()
             + METHOD_CAP
             + PATH_CAP
             + QUERY_CAP
+            + REMOTE_ADDR_CAP
 );
 
 /// The server finished serving a request (a RET of `serverHandler.ServeHTTP`).

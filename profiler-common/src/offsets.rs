@@ -15,6 +15,8 @@ pub struct GoOffsets {
     pub request_proto_major: u64,
     /// `net/http.Request.ProtoMinor` (int).
     pub request_proto_minor: u64,
+    /// `net/http.Request.RemoteAddr` (string).
+    pub request_remote_addr: u64,
     /// `net/url.URL.Path` (string).
     pub url_path: u64,
     /// `net/url.URL.RawQuery` (string).
@@ -38,7 +40,7 @@ pub struct GoOffsets {
     pub m_curg: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 13 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 14 * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

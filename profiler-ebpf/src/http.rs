@@ -23,7 +23,8 @@ use crate::{
 /// `func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)` in `net/http`,
 /// Go 1.17+ (register ABI): sh in RAX, rw (an interface: type, data) in RBX and RCX,
 /// req in RDI. Every request passes here once: HTTP/1.x from `(*conn).serve`, HTTP/2 from
-/// `initALPNRequest.ServeHTTP`, on the goroutine that runs the handler.
+/// `initALPNRequest.ServeHTTP`, on the goroutine that runs the handler. Copies the
+/// request line, `Request.RemoteAddr` and the User-Agent parked for it.
 #[uprobe]
 pub fn http_serve(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
@@ -85,6 +86,13 @@ fn fill_request(
     let url = go::read_u64(request + offsets.request_url)?;
     event.path_len = go::read_string(url + offsets.url_path, &mut event.path)?;
     event.query_len = go::read_string(url + offsets.url_raw_query, &mut event.query)?;
+    // The connection's peer as the server wrote it ("IP:port", "[IPv6]:port") before any
+    // handler ran, so no middleware has rewritten it yet. Only the address string.
+    event.remote_addr_len = go::read_string(
+        request + offsets.request_remote_addr,
+        &mut event.remote_addr,
+    )?;
+    event._pad = 0;
     // HTTP/2 values were re-keyed to the request's URL when the request was created;
     // HTTP/1 values wait on the connection's goroutine, which serves the request. Either
     // is claimed once.

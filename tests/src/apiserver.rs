@@ -10,6 +10,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 use tempfile::TempDir;
 
 use crate::{fixtures_dir, sid_dir};
@@ -106,6 +109,49 @@ impl ApiServer {
 
     pub fn pid(&self) -> u32 {
         self.server.id()
+    }
+
+    /// A kube-rs client of this server, from its kubeconfig.
+    pub async fn kube_client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .expect("reading the fixture's kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .expect("a kube config from the fixture's kubeconfig");
+        kube::Client::try_from(config).expect("a kube client of the fixture")
+    }
+
+    /// Creates Pod `namespace/name` owned by `owner` (kind, name) with `labels`, then
+    /// gives it `ip` through pods/status, as the kubelet does.
+    pub async fn create_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        owner: (&str, &str),
+        labels: serde_json::Value,
+        ip: &str,
+    ) {
+        let api: Api<Pod> = Api::namespaced(self.kube_client().await, namespace);
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "labels": labels,
+                "ownerReferences": [{
+                    "apiVersion": "apps/v1", "kind": owner.0, "name": owner.1,
+                    "uid": format!("uid-{}", owner.1), "controller": true,
+                }],
+            },
+            "spec": {"containers": [{"name": "main", "image": "registry.k8s.io/pause:3.10"}]},
+        }))
+        .expect("a Pod");
+        api.create(&PostParams::default(), &pod)
+            .await
+            .unwrap_or_else(|e| panic!("creating {namespace}/{name}: {e}"));
+        let status = json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}], "phase": "Running"}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .unwrap_or_else(|e| panic!("setting the IP of {namespace}/{name}: {e}"));
     }
 
     /// A `kubectl` (Debian sid's, matching the libraries) using this server, with a

@@ -19,7 +19,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `apiprof daemon ARGS --listen 127.0.0.1:0` and waits until it listens.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Daemon::start`] with environment variables (`KUBECONFIG`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Self {
         let mut child = Command::new(apiprof_bin())
+            .envs(env.iter().copied())
             .arg("daemon")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])

@@ -1,6 +1,7 @@
 //! `apiprof record` and `apiprof report` run as an operator would run them.
 
 use std::{
+    collections::{BTreeMap, BTreeSet},
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -120,4 +121,47 @@ fn find_row(
         .expect("a report has rows")
         .iter()
         .find(|r| matches(r))
+}
+
+/// The `http_request` records of a capture file, in the order they were written.
+pub fn captured_requests(capture: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(capture)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", capture.display()));
+    text.lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON line"))
+        .filter(|record| record["type"] == "http_request")
+        .collect()
+}
+
+/// Checks that every request in `capture` came from a loopback client: its `remote_addr`
+/// is `127.0.0.1:PORT` with PORT in the kernel's ephemeral range
+/// (`ip_local_port_range`, where connecting sockets get their port) and not the port of
+/// `server_url`. Returns the client ports seen, by user agent.
+pub fn client_ports(capture: &Path, server_url: &str) -> BTreeMap<String, BTreeSet<u16>> {
+    let server_port: u16 = server_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {server_url}"));
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("reading ip_local_port_range");
+    let range: Vec<u16> = range
+        .split_whitespace()
+        .map(|p| p.parse().expect("a port"))
+        .collect();
+    let mut ports: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+    for request in captured_requests(capture) {
+        let addr = request["remote_addr"].as_str().unwrap_or_default();
+        let port = addr
+            .strip_prefix("127.0.0.1:")
+            .and_then(|p| p.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("remote_addr {addr:?} is not 127.0.0.1:PORT: {request}"));
+        assert!(
+            (range[0]..=range[1]).contains(&port) && port != server_port,
+            "remote_addr {addr:?} is no client port (ephemeral range {range:?}, server port {server_port}): {request}"
+        );
+        let user_agent = request["user_agent"].as_str().unwrap_or_default();
+        ports.entry(user_agent.to_owned()).or_default().insert(port);
+    }
+    ports
 }

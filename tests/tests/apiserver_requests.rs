@@ -1,8 +1,8 @@
 //! Every request the apiserver fixture serves — real k8s.io/apiserver code, both HTTP/2
 //! servers — is attributed to its client, verb, resource and resourceVersion semantics
 //! with exact counts and status codes, and response bytes within 1% of what the client
-//! received. Clients: a Rust client on HTTP/1.1 and on HTTP/2, curl on both, kubectl.
-//! Root only: loads real eBPF programs.
+//! received, and each to its client's address. Clients: a Rust client on HTTP/1.1 and on
+//! HTTP/2, curl on both, kubectl. Root only: loads real eBPF programs.
 
 use std::{collections::BTreeMap, process::Command};
 
@@ -10,7 +10,7 @@ use apiprof_tests::{
     apiserver::ApiServer,
     kube,
     load::{self, truth, Asked, Http, Sent, Tally},
-    recorder::{report, report_json, Recording},
+    recorder::{client_ports, report, report_json, Recording},
 };
 
 const CURL_UA: &str = "apiprof-curl/1.0";
@@ -231,6 +231,11 @@ async fn attributes_every_request(build: &str) {
             "{build}: {key:?}"
         );
     }
+    // Every request names its client's socket (curl: one process, so one connection,
+    // per request); the Rust HTTP/2 client sent all of its requests on one connection.
+    let ports = client_ports(&capture, &server.url);
+    assert_eq!(ports[CURL_UA].len(), CURL.len(), "{build}: {ports:?}");
+    assert_eq!(ports["apiprof-rust-h2/1.0"].len(), 1, "{build}: {ports:?}");
 }
 
 #[tokio::test]

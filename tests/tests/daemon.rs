@@ -427,3 +427,117 @@ async fn a_hundred_thousand_user_agents_leave_memory_bounded_and_an_other_row() 
         "RSS grew from {early} to {late} bytes over 80,000 more user agents"
     );
 }
+
+/// `n` GETs of ConfigMaps from `local` (a loopback address of 127/8) as `user_agent`.
+async fn from_address(server: &ApiServer, local: &str, user_agent: &str, n: usize) {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(local.parse::<std::net::IpAddr>().expect("an IP"))
+        .user_agent(user_agent)
+        .build()
+        .expect("an HTTP client");
+    for _ in 0..n {
+        let answer = client
+            .get(format!(
+                "{}/api/v1/namespaces/default/configmaps",
+                server.url
+            ))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .expect("GET");
+        assert!(answer.status().is_success(), "{}", answer.status());
+    }
+}
+
+#[tokio::test]
+async fn client_ips_map_to_their_pods_and_workloads() {
+    let server = ApiServer::start(BUILD);
+    server
+        .create_pod(
+            "team-a",
+            "web-7d4b9c-x2bq5",
+            ("ReplicaSet", "web-7d4b9c"),
+            serde_json::json!({"pod-template-hash": "7d4b9c"}),
+            "127.0.0.2",
+        )
+        .await;
+    server
+        .create_pod(
+            "team-b",
+            "db-0",
+            ("StatefulSet", "db"),
+            serde_json::json!({}),
+            "127.0.0.3",
+        )
+        .await;
+    let daemon = Daemon::start_with_env(
+        &["--pid", &server.pid().to_string()],
+        &[("KUBECONFIG", &server.kubeconfig)],
+    );
+    daemon.wait_attached(server.pid()).await;
+    // The daemon's Pod reflector lists after it starts: wait until a probe request is
+    // named (probes have their own user agent, left out below).
+    let by = ["user_agent", "client_ip", "client_pod", "client_owner"];
+    loop {
+        from_address(&server, "127.0.0.2", "probe", 1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let report = daemon.report(&by).await;
+        if report["requests"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["user_agent"] == "probe" && r["client_pod"] == "team-a/web-7d4b9c-x2bq5")
+        {
+            break;
+        }
+    }
+    from_address(&server, "127.0.0.2", "web", 3).await;
+    from_address(&server, "127.0.0.3", "db", 2).await;
+    from_address(&server, "127.0.0.1", "node", 4).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let report = daemon.report(&by).await;
+    let mut rows: Vec<(String, String, String, String, u64)> = report["requests"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| ["web", "db", "node"].contains(&r["user_agent"].as_str().unwrap_or("")))
+        .map(|r| {
+            let text = |f: &str| r[f].as_str().unwrap_or("null").to_owned();
+            (
+                text("user_agent"),
+                text("client_ip"),
+                text("client_pod"),
+                text("client_owner"),
+                r["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    rows.sort();
+    let row = |ua: &str, ip: &str, pod: &str, owner: &str, n| {
+        (
+            ua.to_owned(),
+            ip.to_owned(),
+            pod.to_owned(),
+            owner.to_owned(),
+            n,
+        )
+    };
+    assert_eq!(
+        rows,
+        [
+            row("db", "127.0.0.3", "team-b/db-0", "StatefulSet/team-b/db", 2),
+            row("node", "127.0.0.1", "null", "null", 4),
+            row(
+                "web",
+                "127.0.0.2",
+                "team-a/web-7d4b9c-x2bq5",
+                "Deployment/team-a/web",
+                3
+            ),
+        ]
+    );
+    // Report dimensions, never metric labels.
+    assert!(!daemon.get("/metrics").await.contains("client_pod"));
+}

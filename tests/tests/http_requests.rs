@@ -1,12 +1,13 @@
 //! Every request a Go HTTPS server serves is attributed exactly: per request line and
 //! HTTP version, and per client, verb, resource and resourceVersion semantics with its
-//! status codes and response bytes; on every fixture build (Go 1.19, 1.24 and 1.27, stripped
-//! and not), over HTTP/1.1 and HTTP/2. Root only: loads real eBPF programs.
+//! status codes and response bytes, and to the client's address; on every fixture build
+//! (Go 1.19, 1.24 and 1.27, stripped and not), over HTTP/1.1 and HTTP/2. Root only:
+//! loads real eBPF programs.
 
 use apiprof_tests::{
     goserver::GoServer,
     load::{self, truth, Http},
-    recorder::{report_json, Recording},
+    recorder::{client_ports, report_json, Recording},
 };
 
 async fn attributes_every_request(build: &str) {
@@ -46,6 +47,16 @@ async fn attributes_every_request(build: &str) {
         expected,
         "{build}: per client, verb, resource, rv_class"
     );
+
+    // Every request names its client's socket; the HTTP/2 client sent all of its
+    // requests on one connection.
+    let ports = client_ports(&capture, &server.url);
+    assert_eq!(
+        ports.keys().collect::<Vec<_>>(),
+        ["apiprof-test-h1/1.0", "apiprof-test-h2/1.0"],
+        "{build}"
+    );
+    assert_eq!(ports["apiprof-test-h2/1.0"].len(), 1, "{build}: {ports:?}");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ var fields = []string{
 	"net/http.Request.URL",
 	"net/http.Request.ProtoMajor",
 	"net/http.Request.ProtoMinor",
+	"net/http.Request.RemoteAddr",
 	"net/url.URL.Path",
 	"net/url.URL.RawQuery",
 	"net/http.http2MetaHeadersFrame.Fields|net/http/internal/http2.MetaHeadersFrame.Fields",

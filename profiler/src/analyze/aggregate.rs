@@ -67,8 +67,8 @@ pub struct Report {
     pub requests: Vec<Row>,
     /// Events the kernel could not hand over; counts above are low by up to this many.
     pub dropped_events: u64,
-    /// Requests whose method, path, query or user agent was longer than the kernel
-    /// copies.
+    /// Requests whose method, path, query, user agent or remote address was longer than
+    /// the kernel copies.
     pub truncated_requests: u64,
     /// False when the capture has no end record (the recorder was killed): the counts
     /// cover only what was written before that.

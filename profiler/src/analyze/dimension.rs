@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::request::Request;
+use super::{clients::ip_of, request::Request};
 
 /// What requests can be grouped by (`apiprof report --by`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
@@ -39,6 +39,13 @@ pub enum Dimension {
     Query,
     /// HTTP version.
     HttpVersion,
+    /// The client's IP (`http.Request.RemoteAddr` without the port).
+    ClientIp,
+    /// The Pod with that IP (`namespace/name`), when the daemon watches the cluster's
+    /// Pods; null otherwise.
+    ClientPod,
+    /// That Pod's workload (`Deployment/namespace/name`, `DaemonSet/…`, …).
+    ClientOwner,
 }
 
 /// The grouping `apiprof report` uses unless told otherwise.
@@ -54,7 +61,7 @@ pub const MIXED: &str = "*";
 
 impl Dimension {
     /// Every dimension, in report column order.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 18] = [
         Self::Target,
         Self::UserAgent,
         Self::Verb,
@@ -70,6 +77,9 @@ impl Dimension {
         Self::Path,
         Self::Query,
         Self::HttpVersion,
+        Self::ClientIp,
+        Self::ClientPod,
+        Self::ClientOwner,
     ];
 
     /// Its position in [`Dimension::ALL`].
@@ -95,6 +105,9 @@ impl Dimension {
             Self::Path => "path",
             Self::Query => "query",
             Self::HttpVersion => "http_version",
+            Self::ClientIp => "client_ip",
+            Self::ClientPod => "client_pod",
+            Self::ClientOwner => "client_owner",
         }
     }
 
@@ -118,6 +131,9 @@ impl Dimension {
             Self::Path => text(&r.http.path),
             Self::Query => text(&r.http.query),
             Self::HttpVersion => text(&r.http.http_version),
+            Self::ClientIp => text(&ip_of(&r.http.remote_addr)),
+            Self::ClientPod => r.http.client_pod.as_deref().map_or(Value::Null, text),
+            Self::ClientOwner => r.http.client_owner.as_deref().map_or(Value::Null, text),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! From records to answers, one record at a time, for a capture file and the live
 //! daemon alike: requests read as the API server reads them ([`k8s`], [`request`]),
-//! joined with their ends and samples ([`attribute`]), grouped into mergeable [`rows`]
-//! with latency histograms ([`latency`]) and interned [`stacks`], rendered as report
-//! rows ([`aggregate`]), and kept per time bucket by the daemon ([`window`]).
+//! who sent them, by remote address ([`clients`]), joined with their ends and samples
+//! ([`attribute`]), grouped into mergeable [`rows`] with latency histograms
+//! ([`latency`]) and interned [`stacks`], rendered as report rows ([`aggregate`]), and
+//! kept per time bucket by the daemon ([`window`]).
 
 pub mod aggregate;
 pub mod attribute;
+pub mod clients;
 pub mod dimension;
 pub mod k8s;
 pub mod latency;

@@ -18,7 +18,7 @@ use crate::events::decode::HttpResponse;
 
 /// Dimensions the daemon keeps rows by: every one with few values. The others
 /// (namespace, path, query, limit) are kept per row as one value or `*`.
-pub const KEPT: [Dimension; 11] = [
+pub const KEPT: [Dimension; 14] = [
     Dimension::Target,
     Dimension::UserAgent,
     Dimension::Verb,
@@ -30,6 +30,9 @@ pub const KEPT: [Dimension; 11] = [
     Dimension::Selector,
     Dimension::Method,
     Dimension::HttpVersion,
+    Dimension::ClientIp,
+    Dimension::ClientPod,
+    Dimension::ClientOwner,
 ];
 
 /// Dimensions of the request metrics' labels (besides `code`).
@@ -98,7 +101,16 @@ impl Window {
             others: KEPT
                 .iter()
                 .filter(|d| !matches!(d, Dimension::UserAgent | Dimension::Target))
-                .map(|d| (*d, Names::new(OTHER_DIMENSION_NAMES)))
+                .map(|d| {
+                    let kept = match d {
+                        // Clients: as many as user agents.
+                        Dimension::ClientIp | Dimension::ClientPod | Dimension::ClientOwner => {
+                            settings.top_clients
+                        }
+                        _ => OTHER_DIMENSION_NAMES,
+                    };
+                    (*d, Names::new(kept))
+                })
                 .collect(),
         }
     }

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use super::TrackingArgs;
 use crate::{
-    analyze::window::Settings,
+    analyze::{clients::Clients, window::Settings},
     attach::{
         processes::{age, Selector, SCAN_INTERVAL},
         Probes, Tracking,
@@ -73,6 +73,10 @@ pub struct Args {
     /// With --capture: keep this many files (default 8); the oldest go first.
     #[arg(long)]
     capture_files: Option<usize>,
+    /// Do not watch the cluster's Pods (through KUBECONFIG, ~/.kube/config or the
+    /// in-cluster service account) to name the Pod and workload behind each client IP.
+    #[arg(long)]
+    no_client_pods: bool,
     #[command(flatten)]
     #[serde(flatten)]
     tracking: TrackingArgs,
@@ -94,6 +98,7 @@ mod humantime_serde_opt {
 /// The daemon's settings: flags over the config file over defaults.
 struct Config {
     selector: Selector,
+    client_pods: bool,
     listen: SocketAddr,
     window: Settings,
     tracking: Tracking,
@@ -141,6 +146,7 @@ impl Args {
         };
         Ok(Config {
             selector: Selector { names, pids },
+            client_pods: !(self.no_client_pods || file.no_client_pods),
             listen: self
                 .listen
                 .or(file.listen)
@@ -210,6 +216,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "apiprof daemon listening on {} for processes {:?} and pids {:?}",
         addr, config.selector.names, config.selector.pids
     );
+    let clients = if config.client_pods {
+        match Clients::connect().await {
+            Ok((clients, watch)) => {
+                tokio::spawn(watch);
+                info!("watching the cluster's Pods to name client Pods and workloads");
+                clients
+            }
+            Err(error) => {
+                warn!(%error, "client_pod and client_owner stay empty (pass --no-client-pods to skip this)");
+                Clients::none()
+            }
+        }
+    } else {
+        Clients::none()
+    };
     let mut following: BTreeMap<u32, Following> = BTreeMap::new();
     let binaries = Arc::new(Mutex::new(Binaries::default()));
     // Processes that could not be attached to: not tried again while they run.
@@ -241,6 +262,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 live.clone(),
                 config.tracking,
                 config.capture.clone(),
+                clients.clone(),
                 binaries.clone(),
                 stopped,
             ));
@@ -265,6 +287,7 @@ async fn follow(
     live: Arc<Mutex<Live>>,
     tracking: Tracking,
     capture: Option<Rotation>,
+    clients: Clients,
     binaries: Arc<Mutex<Binaries>>,
     stop: oneshot::Receiver<()>,
 ) {
@@ -314,6 +337,7 @@ async fn follow(
         live: live.clone(),
         pid,
         capture,
+        clients,
     };
     let stopped = async {
         let _ = stop.await;
@@ -328,11 +352,13 @@ async fn follow(
     lock(&live).detached(pid);
 }
 
-/// Feeds one process's records to the daemon's state and, when asked, to capture files.
+/// Feeds one process's records to the daemon's state and, when asked, to capture files,
+/// naming each request's client Pod on the way.
 struct LiveConsumer {
     live: Arc<Mutex<Live>>,
     pid: u32,
     capture: Option<Rotating>,
+    clients: Clients,
 }
 
 impl LiveConsumer {
@@ -349,7 +375,12 @@ impl LiveConsumer {
 }
 
 impl Consumer for LiveConsumer {
-    fn consume(&mut self, record: Record) -> Result<(), CaptureError> {
+    fn consume(&mut self, mut record: Record) -> Result<(), CaptureError> {
+        if let Record::HttpRequest(request) = &mut record {
+            let identity = self.clients.identify(&request.remote_addr);
+            request.client_pod = identity.pod;
+            request.client_owner = identity.owner;
+        }
         if self.capture.is_some() {
             let copy = record.clone();
             self.capture(|c| c.consume(copy));

@@ -77,8 +77,19 @@ pub struct HttpRequest {
     pub http_version: String,
     /// The User-Agent header; empty when the request had none.
     pub user_agent: String,
-    /// Whether method, path, query or user agent was longer than the kernel copies
-    /// (then cut).
+    /// `http.Request.RemoteAddr`: the client's "IP:port" ("[IPv6]:port") as the server
+    /// accepted the connection; empty in captures of apiprof versions before it.
+    #[serde(default)]
+    pub remote_addr: String,
+    /// The Pod that sent it (`namespace/name`), when the daemon knows the cluster's Pods
+    /// (see `analyze::clients`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_pod: Option<String>,
+    /// That Pod's workload (`Deployment/namespace/name`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_owner: Option<String>,
+    /// Whether method, path, query, user agent or remote address was longer than the
+    /// kernel copies (then cut).
     pub truncated: bool,
 }
 
@@ -180,6 +191,7 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
     let (path, cut_path) = text(&raw.path, raw.path_len);
     let (query, cut_query) = text(&raw.query, raw.query_len);
     let (user_agent, cut_user_agent) = text(&raw.user_agent.bytes, raw.user_agent.len);
+    let (remote_addr, cut_remote_addr) = text(&raw.remote_addr, raw.remote_addr_len);
     HttpRequest {
         ktime_ns: raw.header.ktime_ns,
         tid: raw.header.tid,
@@ -191,7 +203,10 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
         http_version: format!("HTTP/{}.{}", raw.proto_major, raw.proto_minor),
         // HTTP/1 values keep the blanks after the colon.
         user_agent: user_agent.trim_start_matches([' ', '\t']).to_owned(),
-        truncated: cut_method || cut_path || cut_query || cut_user_agent,
+        remote_addr,
+        client_pod: None,
+        client_owner: None,
+        truncated: cut_method || cut_path || cut_query || cut_user_agent || cut_remote_addr,
     }
 }
 
@@ -223,7 +238,7 @@ fn text(buf: &[u8], len: u32) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use profiler_common::http::{
-        Response, UserAgent, METHOD_CAP, PATH_CAP, QUERY_CAP, USER_AGENT_CAP,
+        Response, UserAgent, METHOD_CAP, PATH_CAP, QUERY_CAP, REMOTE_ADDR_CAP, USER_AGENT_CAP,
     };
 
     use super::*;
@@ -245,6 +260,8 @@ mod tests {
             method_len: method.len() as u32,
             path_len: path.len() as u32,
             query_len,
+            remote_addr_len: 0,
+            _pad: 0,
             user_agent: UserAgent {
                 len: 0,
                 bytes: [0; USER_AGENT_CAP],
@@ -252,13 +269,21 @@ mod tests {
             method: [0; METHOD_CAP],
             path: [0; PATH_CAP],
             query: [b'q'; QUERY_CAP],
+            remote_addr: [0; REMOTE_ADDR_CAP],
         };
         e.method[..method.len()].copy_from_slice(method.as_bytes());
         e.path[..path.len()].copy_from_slice(path.as_bytes());
         let ua = b" \tkubectl/v1.36.0";
         e.user_agent.len = ua.len() as u32;
         e.user_agent.bytes[..ua.len()].copy_from_slice(ua);
+        set_remote_addr(&mut e, "[2001:db8::17]:43210");
         e
+    }
+
+    fn set_remote_addr(e: &mut HttpRequestEvent, addr: &str) {
+        let kept = addr.len().min(REMOTE_ADDR_CAP);
+        e.remote_addr_len = addr.len() as u32;
+        e.remote_addr[..kept].copy_from_slice(&addr.as_bytes()[..kept]);
     }
 
     fn bytes<T>(e: &T) -> Vec<u8> {
@@ -272,6 +297,7 @@ mod tests {
             panic!("not a request")
         };
         assert_eq!(r.user_agent, "kubectl/v1.36.0");
+        assert_eq!(r.remote_addr, "[2001:db8::17]:43210");
         assert_eq!(
             (r.method.as_str(), r.path.as_str(), r.query.as_str()),
             ("GET", "/api/v1/pods", "qqq")
@@ -289,6 +315,31 @@ mod tests {
             panic!()
         };
         assert_eq!((r.query.len(), r.truncated), (QUERY_CAP, true));
+    }
+
+    #[test]
+    fn a_remote_address_longer_than_the_kernel_copies_is_marked_truncated() {
+        let mut e = raw("GET", "/", 0);
+        let long = format!("[fe80::1%{}]:443", "x".repeat(REMOTE_ADDR_CAP));
+        set_remote_addr(&mut e, &long);
+        let Ok(Event::HttpRequest(r)) = decode(&bytes(&e)) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.remote_addr.as_str(), r.truncated),
+            (&long[..REMOTE_ADDR_CAP], true)
+        );
+    }
+
+    #[test]
+    fn a_capture_line_without_remote_address_still_reads() {
+        // As apiprof wrote `http_request` records before it copied RemoteAddr.
+        let line = r#"{"ktime_ns":1,"tid":2,"goroutine":3,"request":4,"method":"GET","path":"/","query":"","http_version":"HTTP/1.1","user_agent":"curl/8","truncated":false}"#;
+        let r: HttpRequest = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            (r.remote_addr.as_str(), r.user_agent.as_str()),
+            ("", "curl/8")
+        );
     }
 
     #[test]

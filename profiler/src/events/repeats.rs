@@ -54,6 +54,9 @@ mod tests {
             query: String::new(),
             http_version: "HTTP/1.1".into(),
             user_agent: String::new(),
+            remote_addr: String::new(),
+            client_pod: None,
+            client_owner: None,
             truncated: false,
         })
     }

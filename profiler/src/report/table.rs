@@ -79,7 +79,7 @@ pub fn table(report: &Report) -> String {
     if report.truncated_requests > 0 {
         let _ = writeln!(
             out,
-            "{} requests had a method, path, query or user agent cut to the kernel's copy size",
+            "{} requests had a method, path, query, user agent or remote address cut to the kernel's copy size",
             report.truncated_requests
         );
     }

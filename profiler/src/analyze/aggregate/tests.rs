@@ -30,6 +30,9 @@ pub(crate) fn request(
         query: query.into(),
         http_version: "HTTP/2.0".into(),
         user_agent: ua.into(),
+        remote_addr: String::new(),
+        client_pod: None,
+        client_owner: None,
         truncated: false,
     }
 }

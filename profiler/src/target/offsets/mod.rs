@@ -73,6 +73,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         request_url: field("net/http.Request.URL")?,
         request_proto_major: field("net/http.Request.ProtoMajor")?,
         request_proto_minor: field("net/http.Request.ProtoMinor")?,
+        request_remote_addr: field("net/http.Request.RemoteAddr")?,
         url_path: field("net/url.URL.Path")?,
         url_raw_query: field("net/url.URL.RawQuery")?,
         // net/http's bundled HTTP/2 server; x/net's and Go 1.27's internal one share
@@ -122,6 +123,7 @@ mod tests {
                 ),
                 (0, 16, 40, 48)
             );
+            assert_eq!(o.request_remote_addr, 176, "Go 1.{minor}");
             assert_eq!(
                 (o.url_path, o.url_raw_query),
                 (56, raw_query),
