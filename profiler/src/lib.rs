@@ -8,6 +8,8 @@
 //! - [`capture`]: the capture file format, its writer and reader;
 //! - [`analyze`]: requests read as the API server reads them, joined with their costs,
 //!   grouped into rows;
+//! - [`serve`]: the daemon's state, fed by every attached process, and its HTTP API
+//!   (`/metrics`, `/report`, `/healthz`);
 //! - [`report`]: table, JSON and folded stacks;
 //! - [`cli`]: one module per verb, wiring the stages together.
 #![deny(missing_docs)]

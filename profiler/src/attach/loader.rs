@@ -107,10 +107,15 @@ pub struct Tracking {
     pub cpu_period_ns: Option<u64>,
 }
 
+/// The loaded programs and their links to one process. Dropping it detaches them all,
+/// which can take a second or two (the kernel waits for grace periods as it removes
+/// each uprobe): the daemon drops it on a blocking thread.
+pub struct Links(#[expect(dead_code, reason = "held for its Drop: detaching")] Ebpf);
+
 /// Loaded programs attached to one process, and the maps userspace reads.
 pub struct Probes {
     /// Keeps programs and links alive; dropping it detaches everything.
-    _ebpf: Ebpf,
+    pub links: Links,
     /// Kernel events.
     pub events: RingBuf<MapData>,
     /// Per-CPU count of events the kernel could not hand over.
@@ -177,7 +182,7 @@ impl Probes {
         let events = take_map(&mut ebpf, "EVENTS")?;
         let dropped = take_map(&mut ebpf, "DROPPED")?;
         Ok(Self {
-            _ebpf: ebpf,
+            links: Links(ebpf),
             events,
             dropped,
             functions,

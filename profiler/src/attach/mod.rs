@@ -4,4 +4,4 @@
 mod loader;
 pub mod processes;
 
-pub use loader::{LoadError, Probes, Tracking};
+pub use loader::{Links, LoadError, Probes, Tracking};

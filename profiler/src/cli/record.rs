@@ -57,7 +57,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 _ = terminate.recv() => StopReason::Signal,
             }
         };
-        anyhow::Ok(drain(probes, target.pid, &target.binary, &mut writer, stop).await?)
+        let (end, _detached_on_drop) =
+            drain(probes, target.pid, &target.binary, &mut writer, stop).await?;
+        anyhow::Ok(end)
     })?;
     eprintln!(
         "apiprof: recording stopped ({}); {} events dropped; wrote {}",

@@ -8,7 +8,7 @@ use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{debug, warn};
 
 use crate::{
-    attach::Probes,
+    attach::{Links, Probes},
     capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
     events::decode::{decode, Event},
     events::mappings::Mappings,
@@ -76,7 +76,8 @@ impl Consumer for Writer {
 }
 
 /// Hands every event of `probes` to `consumer` until `stop` resolves or process `pid`
-/// exits; drains what is left, hands over the end record and returns it. Stacks are
+/// exits; drains what is left, hands over the end record and returns it, with the links
+/// to drop to detach. Stacks are
 /// symbolized with `binary` as they come, each handed over once before its first use.
 pub async fn drain(
     probes: Probes,
@@ -84,7 +85,7 @@ pub async fn drain(
     binary: &GoBinary,
     consumer: &mut impl Consumer,
     stop: impl Future<Output = StopReason>,
-) -> Result<End, RecordError> {
+) -> Result<(End, Links), RecordError> {
     let mut out = Output {
         consumer,
         stacks: Stacks {
@@ -95,7 +96,10 @@ pub async fn drain(
         repeats: Repeats::default(),
     };
     let Probes {
-        events, dropped, ..
+        events,
+        dropped,
+        links,
+        ..
     } = probes;
     // SAFETY: the ring buffer owns its fd, which stays open and unchanged while the
     // AsyncFd owns the ring buffer.
@@ -135,7 +139,7 @@ pub async fn drain(
         repeated_events = out.repeats.dropped,
         "recording ended"
     );
-    Ok(end)
+    Ok((end, links))
 }
 
 /// Events the kernel could not hand over (ring buffer full, unreadable request).

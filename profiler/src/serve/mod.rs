@@ -1,6 +1,8 @@
-//! What the daemon serves: its state ([`state`]), fed by every attached process, read
-//! by the HTTP API ([`api`]) as Prometheus metrics ([`metrics`]) and reports.
+//! What the daemon serves: its state ([`state`]), fed by every attached process
+//! ([`follow`]), read by the HTTP API ([`api`]) as Prometheus metrics ([`metrics`]) and
+//! reports.
 
 pub mod api;
+pub mod follow;
 pub mod metrics;
 pub mod state;
