@@ -45,7 +45,7 @@ impl Selector {
                 continue;
             }
             if let Some(name) = exe_name(pid) {
-                if self.names.iter().any(|n| *n == name) {
+                if self.names.contains(&name) {
                     found.insert(pid);
                 }
             }

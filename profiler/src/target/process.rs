@@ -36,9 +36,12 @@ pub enum TargetError {
     Symbols(#[from] SymbolError),
 }
 
-/// Binaries read recently, oldest first, by (device, inode, size, mtime).
+/// An executable file's identity: (device, inode, size, mtime).
+type FileKey = (u64, u64, u64, i64);
+
+/// Binaries read recently, oldest first.
 #[derive(Default)]
-pub struct Binaries(Vec<((u64, u64, u64, i64), Arc<GoBinary>)>);
+pub struct Binaries(Vec<(FileKey, Arc<GoBinary>)>);
 
 /// Binaries [`Binaries`] keeps: a node runs one or two API server builds.
 const KEPT_BINARIES: usize = 4;
