@@ -541,3 +541,104 @@ async fn client_ips_map_to_their_pods_and_workloads() {
     // Report dimensions, never metric labels.
     assert!(!daemon.get("/metrics").await.contains("client_pod"));
 }
+
+/// The files in the daemon's capture directory, by name (oldest first).
+fn capture_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("the capture directory")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn the_live_report_is_the_report_of_its_capture_file() {
+    let server = ApiServer::start(BUILD);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(&[
+        "--pid",
+        &server.pid().to_string(),
+        "--capture",
+        &dir.path().display().to_string(),
+        // Samples taken after the live report is read would make the two differ.
+        "--no-cpu",
+        "--no-alloc",
+    ]);
+    daemon.wait_attached(server.pid()).await;
+    kube::drive(
+        &server.url,
+        &server.token,
+        Http::Two,
+        "apiprof-capture/1.0",
+        "cap",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let by = ["user_agent", "verb", "resource", "rv_class", "target"];
+    let mut live = daemon.report(&by).await;
+    // `apiprof report http://…` asks the daemon the same.
+    let asked: serde_json::Value = serde_json::from_str(&apiprof_tests::recorder::report(
+        std::path::Path::new(&daemon.url),
+        "json",
+        &["--by", &by.join(","), "--window", "1h"],
+    ))
+    .expect("JSON");
+    assert_eq!(asked, live);
+    assert!(daemon.terminate().success());
+
+    let files = capture_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let mut file = apiprof_tests::recorder::report_json(&files[0], &by);
+    assert_eq!(
+        file["complete"], true,
+        "the daemon ended the capture on SIGTERM"
+    );
+    // The apiserver's own requests (loopback client) may go on between the two reads.
+    for report in [&mut live, &mut file] {
+        report["requests"]
+            .as_array_mut()
+            .expect("rows")
+            .retain(|r| r["user_agent"] == "apiprof-capture/1.0");
+    }
+    assert!(!live["requests"].as_array().expect("rows").is_empty());
+    assert_eq!(live, file);
+}
+
+#[tokio::test]
+async fn rotated_capture_files_each_read_alone_and_lose_nothing() {
+    let server = GoServer::start("goserver-go1.24-stripped");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(&[
+        "--pid",
+        &server.pid().to_string(),
+        "--capture",
+        &dir.path().display().to_string(),
+        "--capture-file-mib",
+        "1",
+        "--capture-files",
+        "100",
+    ]);
+    daemon.wait_attached(server.pid()).await;
+    // ~600 bytes of capture a request: 5,000 requests fill three files and part of a
+    // fourth.
+    distinct_user_agents(&server, 0, 5_000).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(daemon.terminate().success());
+
+    let files = capture_files(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let mut total = 0;
+    for file in &files {
+        let report = apiprof_tests::recorder::report_json(file, &["verb"]);
+        assert_eq!(report["complete"], true, "{}", file.display());
+        total += report["requests"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["background"] != true)
+            .map(|r| r["count"].as_u64().expect("count"))
+            .sum::<u64>();
+    }
+    assert_eq!(total, 5_000);
+}

@@ -144,3 +144,42 @@ fn prune(rotation: &Rotation) -> Result<(), CaptureError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_capture_files_and_nothing_else_is_touched() {
+        let dir = std::env::temp_dir().join(format!("apiprof-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.join(format!("apiprof-t-1-{i:013}.jsonl")), "").unwrap();
+            // Distinct modification times, oldest first.
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::write(dir.join("notes.txt"), "").unwrap();
+        prune(&Rotation {
+            dir: dir.clone(),
+            max_file_bytes: 1,
+            max_files: 3,
+        })
+        .unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            left,
+            [
+                "apiprof-t-1-0000000000002.jsonl",
+                "apiprof-t-1-0000000000003.jsonl",
+                "apiprof-t-1-0000000000004.jsonl",
+                "notes.txt"
+            ]
+        );
+    }
+}

@@ -40,7 +40,7 @@ enum Command {
 
 /// What to track besides requests (`record` and `daemon`).
 #[derive(Debug, Default, clap::Args, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default, rename_all = "kebab-case")]
 pub struct TrackingArgs {
     /// Do not attribute heap allocations (saves a probe per allocation sample; with
     /// --no-cpu also the probes on every goroutine creation).
