@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{
     attribute::{Attributor, Sample, Sink},
+    detect::{Clock, Detectors, Finding},
     dimension::{Dimension, MIXED},
     request::Request,
     rows::{Rows, Stats},
@@ -73,6 +74,8 @@ pub struct Report {
     /// False when the capture has no end record (the recorder was killed): the counts
     /// cover only what was written before that.
     pub complete: bool,
+    /// What the detectors found, client by client (see `analyze::detect`).
+    pub findings: Vec<Finding>,
 }
 
 /// What a report says about how its data was gathered.
@@ -88,8 +91,14 @@ pub struct Meta {
     pub complete: bool,
 }
 
-/// The report of `rows`, with `in_flight` the requests still being served.
-pub fn report<'r>(rows: &Rows, in_flight: impl Iterator<Item = &'r Request>, meta: Meta) -> Report {
+/// The report of `rows`, with `in_flight` the requests still being served and the
+/// detectors' `findings`.
+pub fn report<'r>(
+    rows: &Rows,
+    in_flight: impl Iterator<Item = &'r Request>,
+    meta: Meta,
+    findings: Vec<Finding>,
+) -> Report {
     let mut rows_by_key: BTreeMap<Vec<String>, (Stats, u64)> = rows
         .rows
         .iter()
@@ -130,6 +139,7 @@ pub fn report<'r>(rows: &Rows, in_flight: impl Iterator<Item = &'r Request>, met
         dropped_events: meta.dropped_events,
         truncated_requests: rows.truncated_requests,
         complete: meta.complete,
+        findings,
     }
 }
 
@@ -169,6 +179,9 @@ pub struct Analysis {
     /// The stacks samples were taken on.
     pub stacks: StackTable,
     attributor: Attributor,
+    /// What the detectors remember.
+    pub detectors: Detectors,
+    clock: Clock,
     /// How the capture was recorded and whether it is complete.
     pub meta: Meta,
 }
@@ -177,6 +190,7 @@ pub struct Analysis {
 struct FileSink<'a> {
     rows: &'a mut Rows,
     stacks: &'a mut StackTable,
+    detectors: &'a mut Detectors,
 }
 
 impl Sink for FileSink<'_> {
@@ -184,16 +198,21 @@ impl Sink for FileSink<'_> {
         self.stacks.intern(frames)
     }
 
-    fn start(&mut self, _at_ns: u64, request: &Request) {
+    fn start(&mut self, at_ns: u64, request: &Request) {
         self.rows.start(request);
+        self.detectors.start(at_ns, request);
     }
 
-    fn end(&mut self, _at_ns: u64, request: &Request, response: &HttpResponse) {
+    fn end(&mut self, at_ns: u64, request: &Request, response: &HttpResponse) {
         self.rows.end(request, response);
+        self.detectors.end(at_ns, request, response);
     }
 
     fn sample(&mut self, _at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
         self.rows.sample(target, owner, sample);
+        if let Some(owner) = owner {
+            self.detectors.sample(owner, sample.cost);
+        }
     }
 }
 
@@ -204,6 +223,8 @@ impl Analysis {
             rows: Rows::new(by, true),
             stacks: StackTable::default(),
             attributor: Attributor::new(header, Arc::from(header.target_name())),
+            detectors: Detectors::default(),
+            clock: header.clock(),
             meta: Meta {
                 mem_profile_rate: header.mem_profile_rate,
                 cpu_sample_period_ns: header.cpu_sample_period_ns,
@@ -229,16 +250,24 @@ impl Analysis {
             self.meta.dropped_events = end.dropped_events;
             self.meta.complete = true;
         }
+        // Captures before findings lack the clock's event time: their first event's.
+        if self.clock.ktime_ns == 0 {
+            if let Record::HttpRequest(r) = &record {
+                self.clock.ktime_ns = r.ktime_ns;
+            }
+        }
         let mut sink = FileSink {
             rows: &mut self.rows,
             stacks: &mut self.stacks,
+            detectors: &mut self.detectors,
         };
         self.attributor.record(record, &mut sink);
     }
 
-    /// The report of what was read.
+    /// The report of what was read; the capture is over, so every burst has ended.
     pub fn report(&self) -> Report {
-        report(&self.rows, self.attributor.in_flight(), self.meta)
+        let findings = self.detectors.findings(u64::MAX / 2, &self.clock);
+        report(&self.rows, self.attributor.in_flight(), self.meta, findings)
     }
 }
 

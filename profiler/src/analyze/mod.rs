@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod attribute;
 pub mod clients;
+pub mod detect;
 pub mod dimension;
 pub mod k8s;
 pub mod latency;

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::{
     attribute::{Sample, Sink},
+    detect::Detectors,
     dimension::Dimension,
     names::{bounded, Names},
     request::Request,
@@ -84,6 +85,8 @@ pub struct Window {
     pub totals: Rows,
     /// Stacks of every sample.
     pub stacks: StackTable,
+    /// What the detectors remember.
+    pub detectors: Detectors,
     user_agents: Names,
     /// Bounds of the other kept dimensions, by [`Dimension::index`].
     others: Vec<(Dimension, Names)>,
@@ -97,6 +100,7 @@ impl Window {
             buckets: VecDeque::new(),
             totals: Rows::new(&METRIC_LABELS, false),
             stacks: StackTable::default(),
+            detectors: Detectors::default(),
             user_agents: Names::new(settings.top_clients),
             others: KEPT
                 .iter()
@@ -202,15 +206,20 @@ impl Sink for Window {
     fn start(&mut self, at_ns: u64, request: &Request) {
         self.bucket(at_ns).start(request);
         self.totals.start(request);
+        self.detectors.start(at_ns, request);
     }
 
     fn end(&mut self, at_ns: u64, request: &Request, response: &HttpResponse) {
         self.bucket(at_ns).end(request, response);
         self.totals.end(request, response);
+        self.detectors.end(at_ns, request, response);
     }
 
     fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
         self.bucket(at_ns).sample(target, owner, sample);
         self.totals.sample(target, owner, sample);
+        if let Some(owner) = owner {
+            self.detectors.sample(owner, sample.cost);
+        }
     }
 }

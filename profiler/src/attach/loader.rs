@@ -19,7 +19,7 @@ use profiler_common::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    capture::{unix_ms, Header, FORMAT_VERSION},
+    capture::{monotonic_ns, unix_ms, Header, FORMAT_VERSION},
     target::disasm::{calls_to, ret_addresses, stack_check_jump},
     target::offsets::{self, OffsetsError},
     target::probes::{self, At, Probe},
@@ -210,6 +210,7 @@ impl Probes {
             mem_profile_rate_source: rate_source.to_owned(),
             cpu_sample_period_ns: self.tracking.cpu_period_ns.unwrap_or(0),
             started_unix_ms: unix_ms(),
+            started_ktime_ns: monotonic_ns(),
         }
     }
 }

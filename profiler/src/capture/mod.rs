@@ -13,6 +13,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    analyze::detect::Clock,
     events::decode::{HttpRequest, HttpResponse},
     target::symbols::SymbolSource,
 };
@@ -26,6 +27,17 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Now on the clock kernel events are stamped with (`bpf_ktime_get_ns`: CLOCK_MONOTONIC).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Capture format version, bumped on incompatible changes.
@@ -72,6 +84,10 @@ pub struct Header {
     pub probes: Vec<String>,
     /// Wall-clock start, milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
+    /// The event time (monotonic nanoseconds since boot) at `started_unix_ms`, to give
+    /// findings Unix times; 0 in captures of apiprof versions before findings.
+    #[serde(default)]
+    pub started_ktime_ns: u64,
     /// `runtime.MemProfileRate` of the process: on average one allocation sample per
     /// this many bytes; 0 when allocations were not tracked.
     pub mem_profile_rate: u64,
@@ -85,6 +101,14 @@ pub struct Header {
 }
 
 impl Header {
+    /// Event time to Unix time, for this capture.
+    pub fn clock(&self) -> Clock {
+        Clock {
+            unix_ms: self.started_unix_ms,
+            ktime_ns: self.started_ktime_ns,
+        }
+    }
+
     /// The `target` of the capture's requests.
     pub fn target_name(&self) -> String {
         if !self.target.is_empty() {

@@ -59,6 +59,7 @@ impl Rotating {
         }))?;
         self.writer.flush()?;
         self.header.started_unix_ms = super::unix_ms();
+        self.header.started_ktime_ns = super::monotonic_ns();
         let path = file_name(&self.rotation.dir, &self.header);
         self.writer = Writer::create(&path, self.header.clone())?;
         self.written = 0;

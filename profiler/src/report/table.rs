@@ -86,6 +86,12 @@ pub fn table(report: &Report) -> String {
     if !report.complete {
         out.push_str("capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n");
     }
+    if !report.findings.is_empty() {
+        out.push_str("\nfindings:\n");
+        for finding in &report.findings {
+            let _ = writeln!(out, "- {}", finding.sentence());
+        }
+    }
     out
 }
 
@@ -176,6 +182,7 @@ mod tests {
             dropped_events: 2,
             truncated_requests: 0,
             complete: false,
+            findings: Vec::new(),
         };
         assert_eq!(
             table(&report),

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use super::{metrics::Metrics, state::Live};
 use crate::{
     analyze::{Dimension, DEFAULT_BY},
+    capture::monotonic_ns,
     report::{self, Weight},
 };
 
@@ -34,6 +35,7 @@ pub fn router(live: Arc<Mutex<Live>>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/report", get(report_text))
+        .route("/findings", get(findings))
         .route("/healthz", get(healthz))
         .with_state(Api { live, metrics })
 }
@@ -42,6 +44,19 @@ async fn metrics_text(State(api): State<Api>) -> Response {
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
         api.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn findings(State(api): State<Api>) -> Response {
+    let findings = api
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .findings(monotonic_ns());
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_string_pretty(&findings).expect("findings serialize") + "\n",
     )
         .into_response()
 }
@@ -112,15 +127,4 @@ fn render(api: &Api, q: ReportQuery) -> Result<(&'static str, String), String> {
         ),
         f => return Err(format!("format={f:?}: use json, table or folded")),
     })
-}
-
-/// Now on the clock kernel events are stamped with (`bpf_ktime_get_ns`: CLOCK_MONOTONIC).
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the one we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -16,13 +16,16 @@ use prometheus::{
 use serde_json::Value;
 
 use super::state::Live;
-use crate::analyze::{rows::Stats, window::METRIC_LABELS, Dimension};
+use crate::{
+    analyze::{detect::throttling, rows::Stats, window::METRIC_LABELS, Dimension},
+    capture::monotonic_ns,
+};
 
 /// The `user_agent` label of work done outside any request.
 pub const BACKGROUND: &str = "(background)";
 
 /// The families this collector exports: (name, help, type).
-const FAMILIES: [(&str, &str, MetricType); 14] = [
+const FAMILIES: [(&str, &str, MetricType); 17] = [
     ("apiprof_requests_total", "Requests the observed server finished, by client, verb, resource, rv_class and status code.", MetricType::COUNTER),
     ("apiprof_response_bytes_total", "Response body bytes the observed server wrote for finished requests.", MetricType::COUNTER),
     ("apiprof_request_duration_seconds", "Handler latency of finished requests other than WATCHes, seconds (the API server's own buckets).", MetricType::HISTOGRAM),
@@ -36,6 +39,9 @@ const FAMILIES: [(&str, &str, MetricType); 14] = [
     ("apiprof_capture_errors_total", "Capture files apiprof failed to write; captures then stop, metrics and reports go on (see its log).", MetricType::COUNTER),
     ("apiprof_attach_latency_seconds", "Seconds from the target process's start to apiprof's probes being attached, at its latest (re)start.", MetricType::GAUGE),
     ("apiprof_clients_kept", "User agents kept by name; the rest are counted as user_agent=\"other\".", MetricType::GAUGE),
+    ("apiprof_findings", "Findings the detectors hold now, by kind and client: resync ticks, throttling episodes, catch-ups, bursts (see /findings).", MetricType::GAUGE),
+    ("apiprof_resync_period_seconds", "The resync period found for a client (its periodic bursts).", MetricType::GAUGE),
+    ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter.", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
 ];
 
@@ -147,7 +153,32 @@ impl Collector for LiveCollector {
             metrics[11].push(gauge(vec![pair("target", target)], *seconds));
         }
         metrics[12].push(gauge(vec![], live.window.clients_kept() as f64));
-        metrics[13].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        // By user agent: clients of one user agent in several workloads add up.
+        let mut found: BTreeMap<(&str, String), u64> = BTreeMap::new();
+        let mut periods: BTreeMap<String, f64> = BTreeMap::new();
+        let mut throttled: BTreeMap<String, f64> = BTreeMap::new();
+        for f in live.findings(monotonic_ns()) {
+            let n = f.ticks.as_ref().map_or(1, |t| t.len() as u64);
+            *found.entry((f.kind, f.user_agent.clone())).or_default() += n;
+            if let Some(period) = f.period_s {
+                periods.insert(f.user_agent.clone(), period);
+            }
+            if f.kind == throttling::KIND {
+                throttled.insert(f.user_agent, 1.0);
+            }
+        }
+        for ((kind, user_agent), n) in found {
+            metrics[13].push(gauge(
+                vec![pair("kind", kind), pair("user_agent", &user_agent)],
+                n as f64,
+            ));
+        }
+        for (family, values) in [(14, periods), (15, throttled)] {
+            for (user_agent, value) in values {
+                metrics[family].push(gauge(vec![pair("user_agent", &user_agent)], value));
+            }
+        }
+        metrics[16].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
         FAMILIES
             .iter()
             .zip(metrics)

@@ -4,6 +4,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use crate::{
+    analyze::detect::{Clock, Finding},
     analyze::{
         aggregate::{report, Meta, Report},
         attribute::Attributor,
@@ -12,7 +13,7 @@ use crate::{
         window::{Settings, Window, WindowError},
         Dimension,
     },
-    capture::{Header, Record},
+    capture::{monotonic_ns, unix_ms, Header, Record},
 };
 
 /// One attached process.
@@ -50,6 +51,8 @@ pub struct Live {
     cpu_sample_period_ns: u64,
     /// The `runtime.MemProfileRate` of the process attached last.
     mem_profile_rate: u64,
+    /// Event time to Unix time.
+    clock: Clock,
 }
 
 impl Live {
@@ -61,6 +64,10 @@ impl Live {
             health: Health::default(),
             cpu_sample_period_ns,
             mem_profile_rate: 0,
+            clock: Clock {
+                unix_ms: unix_ms(),
+                ktime_ns: monotonic_ns(),
+            },
         }
     }
 
@@ -142,6 +149,12 @@ impl Live {
             dropped_events: self.health.dropped.values().sum(),
             complete: true,
         };
-        Ok((report(&rows, self.in_flight(), meta), rows))
+        let findings = self.findings(now_ns);
+        Ok((report(&rows, self.in_flight(), meta, findings), rows))
+    }
+
+    /// What the detectors find as of `now_ns` (event time).
+    pub fn findings(&self, now_ns: u64) -> Vec<Finding> {
+        self.window.detectors.findings(now_ns, &self.clock)
     }
 }

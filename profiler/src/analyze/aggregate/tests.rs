@@ -58,6 +58,7 @@ pub(crate) fn header() -> Header {
         symbols: SymbolSource::Symtab,
         probes: vec![],
         started_unix_ms: 0,
+        started_ktime_ns: 0,
         mem_profile_rate: 0,
         mem_profile_rate_source: "default".into(),
         cpu_sample_period_ns: 0,
@@ -299,7 +300,7 @@ fn rows_merged_into_a_coarser_grouping_equal_grouping_the_requests() {
     let direct = analyze(&header(), records(), true, &[Dimension::Resource]);
     let meta = direct.meta;
     assert_eq!(
-        report(&merged, fine.attributor.in_flight(), meta),
+        report(&merged, fine.attributor.in_flight(), meta, Vec::new()),
         direct.report()
     );
 }

@@ -1,0 +1,181 @@
+//! What the detectors remember of each client, bounded whatever the uptime: its last
+//! requests (start, end, kind) and its last bursts, each summarized with its cost.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::analyze::request::Request;
+
+/// Requests of one client remembered, most recent last.
+const MAX_SEEN: usize = 4096;
+
+/// Bursts of one client remembered.
+const MAX_BURSTS: usize = 512;
+
+/// A gap this long between two of a client's request starts ends its burst. Bursts are
+/// requests a controller sends as fast as it can (milliseconds apart); resync periods
+/// and idle times are seconds to hours.
+pub const BURST_GAP_NS: u64 = 250_000_000;
+
+/// Requests a burst needs to count as one.
+pub const MIN_BURST: u64 = 5;
+
+/// One request of the client.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// When serving began.
+    pub start_ns: u64,
+    /// When it ended, once known.
+    pub end_ns: Option<u64>,
+    /// The `*http.Request` address (to find it again at its end).
+    pub address: u64,
+    /// Its verb.
+    pub verb: String,
+}
+
+/// Requests a client sent close together (gaps under [`BURST_GAP_NS`]), summarized.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Burst {
+    /// First request's start.
+    pub start_ns: u64,
+    /// Last request's start.
+    pub last_ns: u64,
+    /// Requests.
+    pub count: u64,
+    /// Requests by "verb rv_class" (rv_class `null` for writes).
+    pub mix: BTreeMap<String, u64>,
+    /// Requests by rv_class of reads.
+    pub by_rv_class: BTreeMap<String, u64>,
+    /// LISTs among them.
+    pub lists: u64,
+    /// Response bytes of those that ended.
+    pub response_bytes: u64,
+    /// Estimated heap bytes allocated serving them.
+    pub alloc_bytes: f64,
+    /// CPU serving them, nanoseconds.
+    pub cpu_ns: u64,
+    /// A WATCH began in it: the client (re)connected its informers.
+    pub restart: bool,
+    /// Writes other clients made to the resources it touched in the
+    /// [`BURST_GAP_NS`]s before it began (what its WATCHes were told about).
+    pub writes_before: u64,
+}
+
+impl Burst {
+    /// Its most common "verb rv_class".
+    pub fn dominant(&self) -> &str {
+        self.mix
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+            .map_or("", |(kind, _)| kind.as_str())
+    }
+
+    /// Whether it spans the time `at_ns`.
+    fn spans(&self, at_ns: u64) -> bool {
+        self.start_ns <= at_ns && at_ns <= self.last_ns
+    }
+}
+
+/// One client's remembered requests and bursts.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Its last requests, oldest first.
+    pub seen: VecDeque<Seen>,
+    /// Its closed bursts, oldest first.
+    pub bursts: VecDeque<Burst>,
+    /// The burst still growing.
+    pub open: Option<Burst>,
+}
+
+impl History {
+    /// The client began `request` at `at_ns`; `writes_before` counts other clients'
+    /// writes that may have woken it, asked only when a burst begins.
+    pub fn start(&mut self, at_ns: u64, request: &Request, writes_before: impl FnOnce() -> u64) {
+        if self
+            .open
+            .as_ref()
+            .is_some_and(|b| at_ns > b.last_ns + BURST_GAP_NS)
+        {
+            self.close();
+        }
+        let burst = self.open.get_or_insert_with(|| Burst {
+            start_ns: at_ns,
+            writes_before: writes_before(),
+            ..Burst::default()
+        });
+        burst.last_ns = burst.last_ns.max(at_ns);
+        burst.count += 1;
+        let rv_class = request.rv_class.map_or("null", |c| c.as_str());
+        *burst
+            .mix
+            .entry(format!("{} {rv_class}", request.info.verb))
+            .or_default() += 1;
+        if request.rv_class.is_some() {
+            *burst.by_rv_class.entry(rv_class.to_owned()).or_default() += 1;
+        }
+        burst.lists += u64::from(request.info.verb == "list");
+        burst.restart |= request.is_watch();
+        self.seen.push_back(Seen {
+            start_ns: at_ns,
+            end_ns: None,
+            address: request.http.request,
+            verb: request.info.verb.clone(),
+        });
+        if self.seen.len() > MAX_SEEN {
+            self.seen.pop_front();
+        }
+    }
+
+    /// `request` (begun at `start_ns`) ended at `at_ns` with `response_bytes`.
+    pub fn end(&mut self, start_ns: u64, address: u64, at_ns: u64, response_bytes: u64) {
+        if let Some(seen) = self
+            .seen
+            .iter_mut()
+            .rev()
+            .find(|s| s.address == address && s.start_ns == start_ns)
+        {
+            seen.end_ns = Some(at_ns);
+        }
+        if let Some(burst) = self.burst_at(start_ns) {
+            burst.response_bytes += response_bytes;
+        }
+    }
+
+    /// A cost sample of the request begun at `start_ns`.
+    pub fn cost(&mut self, start_ns: u64, alloc_bytes: f64, cpu_ns: u64) {
+        if let Some(burst) = self.burst_at(start_ns) {
+            burst.alloc_bytes += alloc_bytes;
+            burst.cpu_ns += cpu_ns;
+        }
+    }
+
+    /// Closed bursts, and the open one if no request came in the last
+    /// [`BURST_GAP_NS`] before `now_ns`; of at least [`MIN_BURST`] requests.
+    pub fn bursts(&self, now_ns: u64) -> impl Iterator<Item = &Burst> {
+        let open = self
+            .open
+            .as_ref()
+            .filter(|b| now_ns > b.last_ns + BURST_GAP_NS);
+        self.bursts
+            .iter()
+            .chain(open)
+            .filter(|b| b.count >= MIN_BURST)
+    }
+
+    fn burst_at(&mut self, at_ns: u64) -> Option<&mut Burst> {
+        if let Some(open) = self.open.as_mut().filter(|b| b.spans(at_ns)) {
+            return Some(open);
+        }
+        self.bursts.iter_mut().rev().find(|b| b.spans(at_ns))
+    }
+
+    fn close(&mut self) {
+        if let Some(burst) = self.open.take() {
+            if burst.count >= MIN_BURST {
+                self.bursts.push_back(burst);
+                if self.bursts.len() > MAX_BURSTS {
+                    self.bursts.pop_front();
+                }
+            }
+        }
+    }
+}
