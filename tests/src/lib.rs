@@ -9,6 +9,7 @@
 
 pub mod apiserver;
 pub mod daemon;
+pub mod findings;
 pub mod goserver;
 pub mod kube;
 pub mod load;

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::{
     apiserver::ApiServer,
+    findings::{self, Checks},
     load::{reported, Tally, BY_CLIENT},
     recorder::{report_json, Recording},
     refctl_bin,
@@ -54,7 +55,7 @@ pub const SCENARIOS: [Scenario; 4] = [
                     "resync-storm",
                     "--objects=10",
                     "--interval=1",
-                    "--ticks=2",
+                    "--ticks=3",
                     "--rv=unset",
                 ],
             },
@@ -71,7 +72,7 @@ pub const SCENARIOS: [Scenario; 4] = [
                     "resync-storm",
                     "--objects=10",
                     "--interval=1",
-                    "--ticks=2",
+                    "--ticks=3",
                     "--rv=0",
                 ],
             },
@@ -90,14 +91,14 @@ pub const SCENARIOS: [Scenario; 4] = [
         runs: &[
             Run {
                 user_agent: "refctl-restart-catchup",
-                full: &["restart-catchup", "--parents=30", "--children=100"],
+                full: &["restart-catchup", "--parents=100", "--children=100"],
                 short: &["restart-catchup", "--parents=6", "--children=10"],
             },
             Run {
                 user_agent: "refctl-restart-catchup/fixed",
                 full: &[
                     "restart-catchup",
-                    "--parents=30",
+                    "--parents=100",
                     "--children=100",
                     "--fixed",
                 ],
@@ -122,6 +123,18 @@ pub const SCENARIOS: [Scenario; 4] = [
     },
 ];
 
+impl Run {
+    /// The value of `--NAME=VALUE` among the run's arguments in `size`.
+    pub fn arg(&self, size: Size, name: &str) -> Option<&'static str> {
+        let args = match size {
+            Size::Full => self.full,
+            Size::Short => self.short,
+        };
+        let prefix = format!("--{name}=");
+        args.iter().find_map(|a| a.strip_prefix(prefix.as_str()))
+    }
+}
+
 /// The scenario named `name`.
 pub fn scenario(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
@@ -136,6 +149,20 @@ impl Ledger {
     /// The lines of `type`.
     pub fn of_type<'l>(&'l self, kind: &'l str) -> impl Iterator<Item = &'l Value> + 'l {
         self.lines.iter().filter(move |l| l["type"] == kind)
+    }
+
+    /// The lines of each run (refctl invocation), split at their `scenario` lines.
+    pub fn runs(&self) -> Vec<Vec<&Value>> {
+        let mut runs: Vec<Vec<&Value>> = Vec::new();
+        for line in &self.lines {
+            if line["type"] == "scenario" {
+                runs.push(Vec::new());
+            }
+            runs.last_mut()
+                .expect("the ledger starts with a scenario line")
+                .push(line);
+        }
+        runs
     }
 
     /// Requests sent, keyed by the report dimensions `by` (null values as "null", as
@@ -228,12 +255,14 @@ pub struct Outcome {
     pub http_versions: Comparison,
     /// `apiprof report --format json --by` [`BY_CLIENT`].
     pub report: Value,
+    /// The report's findings against the ledger.
+    pub findings: Checks,
 }
 
 impl Outcome {
-    /// Both comparisons passed.
+    /// Both comparisons and every finding check passed.
     pub fn passed(&self) -> bool {
-        self.comparison.passed() && self.http_versions.passed()
+        self.comparison.passed() && self.http_versions.passed() && self.findings.passed()
     }
 }
 
@@ -257,6 +286,7 @@ pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path)
         &reported(&report_json(&capture, &BY_HTTP_VERSION), &BY_HTTP_VERSION),
     );
     Outcome {
+        findings: findings::check(scenario, size, &ledger, &report),
         ledger,
         comparison,
         http_versions,

@@ -25,21 +25,12 @@ fn validated(name: &str) -> Outcome {
     let h = &outcome.http_versions;
     assert_eq!((h.precision, h.recall), (1.0, 1.0), "{name}:\n{h}");
     assert_eq!(outcome.report["dropped_events"], 0, "{name}");
+    assert!(
+        outcome.findings.passed(),
+        "{name}: findings:\n{}",
+        outcome.findings
+    );
     outcome
-}
-
-/// The ledger lines of each run (refctl invocation), split at their `scenario` lines.
-fn runs(outcome: &Outcome) -> Vec<Vec<&Value>> {
-    let mut runs: Vec<Vec<&Value>> = Vec::new();
-    for line in &outcome.ledger.lines {
-        if line["type"] == "scenario" {
-            runs.push(Vec::new());
-        }
-        runs.last_mut()
-            .expect("the ledger starts with a scenario line")
-            .push(line);
-    }
-    runs
 }
 
 fn of<'l>(run: &[&'l Value], kind: &str) -> Vec<&'l Value> {
@@ -78,9 +69,9 @@ fn watches(rv_class: &str) -> (String, String, String) {
 #[test]
 fn resync_storm_lists_once_per_object_per_tick() {
     let outcome = validated("resync-storm");
-    let runs = runs(&outcome);
+    let runs = outcome.ledger.runs();
     assert_eq!(runs.len(), 2);
-    // 10 objects, 2 ticks: 10 × (2 + 1) reconciles, each one LIST; the watcher adds its
+    // 10 objects, 3 ticks: 10 × (3 + 1) reconciles, each one LIST; the watcher adds its
     // initial LIST (resourceVersion unset) and its WATCH from that list's version.
     for (run, reconcile_class) in runs.iter().zip(["most_recent", "any"]) {
         let mut expected = BTreeMap::from([
@@ -90,13 +81,13 @@ fn resync_storm_lists_once_per_object_per_tick() {
         ]);
         *expected
             .entry(key("list", reconcile_class, 200))
-            .or_default() += 30;
+            .or_default() += 40;
         assert_eq!(requests(run), expected, "{reconcile_class}");
         let ticks = of(run, "resync_tick");
-        assert_eq!(ticks.len(), 2);
+        assert_eq!(ticks.len(), 3);
         assert!(ticks.iter().all(|t| t["objects"] == 10), "{ticks:?}");
         let ends = of(run, "reconcile_end");
-        assert_eq!(ends.len(), 30);
+        assert_eq!(ends.len(), 40);
         assert!(ends.iter().all(|e| e["outcome"] == "ok"));
     }
 }
@@ -104,7 +95,7 @@ fn resync_storm_lists_once_per_object_per_tick() {
 #[test]
 fn throttled_rate_pins_at_qps_after_the_burst() {
     let outcome = validated("throttled");
-    let runs = runs(&outcome);
+    let runs = outcome.ledger.runs();
     let run = &runs[0];
     // 30 objects created, then per object a GET and a status CREATE; the watcher's LIST
     // and WATCH.
@@ -141,7 +132,7 @@ fn throttled_rate_pins_at_qps_after_the_burst() {
 #[test]
 fn restart_catchup_reconciles_every_parent_after_the_restart() {
     let outcome = validated("restart-catchup");
-    for run in runs(&outcome) {
+    for run in outcome.ledger.runs() {
         let restarts: Vec<usize> = run
             .iter()
             .enumerate()
@@ -189,7 +180,7 @@ fn mixed_sends_every_verb_and_class_on_h2_and_h1() {
         (watches("most_recent"), 1),
         (key("update", "null", 200), 1),
     ]);
-    for run in runs(&outcome) {
+    for run in outcome.ledger.runs() {
         assert_eq!(requests(&run), expected);
     }
     // On the wire: each client's HTTP version, as the controller received its answers

@@ -49,6 +49,7 @@ fn main() {
             if passed { "PASS" } else { "FAIL" }
         );
         println!("{}\n{}", outcome.comparison, outcome.http_versions);
+        print!("findings:\n{}", outcome.findings);
         println!(
             "{}; apiprof dropped_events {}",
             outcome.ledger, outcome.report["dropped_events"]

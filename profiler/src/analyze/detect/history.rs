@@ -30,6 +30,10 @@ pub struct Seen {
     pub address: u64,
     /// Its verb.
     pub verb: String,
+    /// Its rv_class (reads only).
+    rv_class: Option<&'static str>,
+    /// For a WATCH: its path and label selector, an informer's identity.
+    watch: Option<String>,
 }
 
 /// Requests a client sent close together (gaps under [`BURST_GAP_NS`]), summarized.
@@ -58,6 +62,8 @@ pub struct Burst {
     /// Writes other clients made to the resources it touched in the
     /// [`BURST_GAP_NS`]s before it began (what its WATCHes were told about).
     pub writes_before: u64,
+    /// The WATCHes begun in it (path and label selector).
+    watches: Vec<String>,
 }
 
 impl Burst {
@@ -72,6 +78,28 @@ impl Burst {
     /// Whether it spans the time `at_ns`.
     fn spans(&self, at_ns: u64) -> bool {
         self.start_ns <= at_ns && at_ns <= self.last_ns
+    }
+
+    /// Adds one request.
+    fn add(&mut self, seen: &Seen) {
+        if self.count == 0 {
+            self.start_ns = seen.start_ns;
+        }
+        self.last_ns = self.last_ns.max(seen.start_ns);
+        self.count += 1;
+        let rv_class = seen.rv_class.unwrap_or("null");
+        *self
+            .mix
+            .entry(format!("{} {rv_class}", seen.verb))
+            .or_default() += 1;
+        if seen.rv_class.is_some() {
+            *self.by_rv_class.entry(rv_class.to_owned()).or_default() += 1;
+        }
+        self.lists += u64::from(seen.verb == "list");
+        if let Some(watch) = &seen.watch {
+            self.restart = true;
+            self.watches.push(watch.clone());
+        }
     }
 }
 
@@ -90,6 +118,21 @@ impl History {
     /// The client began `request` at `at_ns`; `writes_before` counts other clients'
     /// writes that may have woken it, asked only when a burst begins.
     pub fn start(&mut self, at_ns: u64, request: &Request, writes_before: impl FnOnce() -> u64) {
+        let seen = Seen {
+            start_ns: at_ns,
+            end_ns: None,
+            address: request.http.request,
+            verb: request.info.verb.clone(),
+            rv_class: request.rv_class.map(|c| c.as_str()),
+            watch: request.is_watch().then(|| {
+                let selector = request
+                    .http
+                    .query
+                    .split('&')
+                    .find(|p| p.starts_with("labelSelector="));
+                format!("{} {}", request.http.path, selector.unwrap_or(""))
+            }),
+        };
         if self
             .open
             .as_ref()
@@ -97,31 +140,60 @@ impl History {
         {
             self.close();
         }
-        let burst = self.open.get_or_insert_with(|| Burst {
-            start_ns: at_ns,
-            writes_before: writes_before(),
-            ..Burst::default()
-        });
-        burst.last_ns = burst.last_ns.max(at_ns);
-        burst.count += 1;
-        let rv_class = request.rv_class.map_or("null", |c| c.as_str());
-        *burst
-            .mix
-            .entry(format!("{} {rv_class}", request.info.verb))
-            .or_default() += 1;
-        if request.rv_class.is_some() {
-            *burst.by_rv_class.entry(rv_class.to_owned()).or_default() += 1;
+        let restarted = self
+            .open
+            .as_ref()
+            .is_some_and(|b| seen.watch.as_ref().is_some_and(|w| b.watches.contains(w)));
+        if restarted {
+            self.split_at_restart();
         }
-        burst.lists += u64::from(request.info.verb == "list");
-        burst.restart |= request.is_watch();
-        self.seen.push_back(Seen {
-            start_ns: at_ns,
-            end_ns: None,
-            address: request.http.request,
-            verb: request.info.verb.clone(),
-        });
+        self.open
+            .get_or_insert_with(|| Burst {
+                writes_before: writes_before(),
+                ..Burst::default()
+            })
+            .add(&seen);
+        self.seen.push_back(seen);
         if self.seen.len() > MAX_SEEN {
             self.seen.pop_front();
+        }
+    }
+
+    /// A WATCH the open burst already began begins again: the client restarted, and its
+    /// catch-up is a burst of its own even without a pause. It began with the
+    /// informers' initial LISTs and WATCHes: the requests after the last one of another
+    /// kind.
+    fn split_at_restart(&mut self) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let first = self
+            .seen
+            .iter()
+            .position(|s| s.start_ns >= open.start_ns)
+            .unwrap_or(self.seen.len());
+        let restart = self
+            .seen
+            .iter()
+            .skip(first)
+            .rposition(|s| s.verb != "list" && s.verb != "watch")
+            .map_or(first, |i| first + i + 1);
+        let mut before = Burst {
+            writes_before: open.writes_before,
+            ..Burst::default()
+        };
+        let mut after = Burst::default();
+        for (i, s) in self.seen.iter().enumerate().skip(first) {
+            if i < restart {
+                before.add(s);
+            } else {
+                after.add(s);
+            }
+        }
+        self.open = Some(before);
+        self.close();
+        if after.count > 0 {
+            self.open = Some(after);
         }
     }
 

@@ -132,7 +132,7 @@ fn a_resync_period_is_found_at_any_scale_with_every_tick() {
 }
 
 /// A client behind a token bucket (`qps`, `burst`, full at the start) that wants to
-/// send `n` requests at once, each taking 5 ms.
+/// send `n` requests at once, each taking 2 ms.
 fn throttled(feed: &mut Feed, ua: &str, qps: f64, burst: f64, n: u64, start: u64) {
     let mut tokens = burst;
     let mut now = start as f64 / 1e9;
@@ -146,13 +146,13 @@ fn throttled(feed: &mut Feed, ua: &str, qps: f64, burst: f64, n: u64, start: u64
             last = now;
         }
         tokens -= 1.0;
-        feed.send((now * 1e9) as u64, ua, "POST", "", 5_000_000);
+        feed.send((now * 1e9) as u64, ua, "POST", "", 2_000_000);
     }
 }
 
 #[test]
 fn a_token_bucket_is_found_with_its_qps_and_burst_at_any_rate() {
-    for (qps, burst) in [(20.0, 30.0), (5.0, 10.0), (300.0, 325.0)] {
+    for (qps, burst) in [(20.0, 30.0), (5.0, 10.0), (100.0, 150.0)] {
         let mut feed = Feed::default();
         throttled(&mut feed, "endpoint-controller", qps, burst, 1_000, SECOND);
         let findings = feed.findings();
@@ -181,6 +181,26 @@ fn a_client_sending_each_request_as_the_last_returns_is_not_throttled() {
     for _ in 0..200 {
         feed.send(at, "one-worker", "PATCH", "", 20_000_000);
         at += 20_300_000;
+    }
+    let findings = feed.findings();
+    assert!(
+        findings.iter().all(|f| f.kind != throttling::KIND),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_burst_over_many_connections_is_not_throttled() {
+    let mut feed = Feed::default();
+    // 60 LISTs 0.1 ms apart, each taking 20 ms (a resync's reconciles, all at once).
+    for i in 0..60 {
+        feed.send(
+            SECOND + i * 100_000,
+            "resync",
+            "GET",
+            "labelSelector=a%3Db",
+            20_000_000,
+        );
     }
     let findings = feed.findings();
     assert!(

@@ -1,8 +1,11 @@
 //! `client_throttling`: a client-side token bucket's signature (incident 002). The
 //! bucket lets `burst` requests go at once, then one every 1/qps: the client's request
-//! starts show a dense cluster, then a long run of evenly spaced starts, of the same
-//! kind of request, with the client idle (or overlapping) between them rather than
-//! sending each request as the previous one ends.
+//! starts show long runs of evenly spaced starts, with the client idle between them
+//! rather than sending each request as the previous one returns. The rate
+//! is the runs' mean; the burst is the smallest bucket the starts fit in: the most any
+//! stretch of requests exceeds the rate by, `max(count − qps × duration)`.
+
+use std::collections::BTreeSet;
 
 use super::{history::Seen, Clock, Finding, History};
 
@@ -16,16 +19,9 @@ const MIN_RUN: usize = 20;
 /// hands out late tokens early, so gaps wobble around 1/qps.
 const GAP_TOLERANCE: f64 = 0.7;
 
-/// A gap under this share of the pinned gap belongs to the burst before the run.
-const DENSE: f64 = 0.3;
-
-/// A pinned run and the burst before it.
+/// A pinned run: indexes of its first and last request.
 struct Run {
-    /// Index in the requests of the burst's first request.
-    burst_first: usize,
-    /// Index of the run's first request (the last of the burst).
     first: usize,
-    /// Index of its last request.
     last: usize,
 }
 
@@ -43,38 +39,60 @@ pub fn find(base: &Finding, history: &History, clock: &Clock) -> Option<Finding>
     sorted.sort_unstable();
     let typical = *sorted.get(sorted.len() / 2)? as f64;
     let pinned = |g: u64| (g as f64 - typical).abs() <= GAP_TOLERANCE * typical;
-    let runs = runs(&gaps, pinned, typical);
-    let runs: Vec<Run> = runs
+    let runs: Vec<Run> = runs(&gaps, pinned)
         .into_iter()
-        .filter(|r| same_kind(&seen, r) && waits(&seen, r, typical))
+        .filter(|r| waits(&seen, r, typical))
         .collect();
-    let burst = runs.iter().map(|r| r.first - r.burst_first + 1).max()? as u64;
-    if burst < 2 {
-        return None;
-    }
-    let (mut gaps_in_runs, mut ns_in_runs, mut requests) = (0, 0, 0);
+    let (mut gaps_in_runs, mut ns_in_runs) = (0, 0);
+    let mut verbs: BTreeSet<&str> = BTreeSet::new();
     for r in &runs {
         gaps_in_runs += r.last - r.first;
         ns_in_runs += seen[r.last].start_ns - seen[r.first].start_ns;
-        requests += r.last - r.burst_first + 1;
+        verbs.extend(seen[r.first..=r.last].iter().map(|s| s.verb.as_str()));
     }
-    let first = seen[runs.first()?.burst_first].start_ns;
+    if ns_in_runs == 0 {
+        return None;
+    }
+    let qps = gaps_in_runs as f64 / (ns_in_runs as f64 / 1e9);
+    // f(i) = i − qps·t_i: a stretch i..=j exceeds the rate by f(j) − f(i) + 1.
+    let f = |i: usize| i as f64 - qps * (seen[i].start_ns - seen[0].start_ns) as f64 / 1e9;
+    let (mut burst, mut window, mut lowest) = (0.0, (0, 0), (f(0), 0));
+    for j in 0..seen.len() {
+        if f(j) < lowest.0 {
+            lowest = (f(j), j);
+        }
+        let excess = f(j) - lowest.0 + 1.0;
+        if excess > burst {
+            (burst, window) = (excess, (lowest.1, j));
+        }
+    }
+    // The burst is the throttled work itself, not (say) a restart's LIST pages.
+    let bursting = dominant(&seen[window.0..=window.1]);
+    if burst < 2.0 || !bursting.is_some_and(|v| verbs.contains(v)) {
+        return None;
+    }
+    let first = seen[window.0]
+        .start_ns
+        .min(seen[runs.first()?.first].start_ns);
     let last = seen[runs.last()?.last].start_ns;
+    let requests = seen
+        .iter()
+        .filter(|s| (first..=last).contains(&s.start_ns))
+        .count();
     Some(Finding {
         kind: KIND,
         start_unix_s: clock.unix_s(first),
         end_unix_s: clock.unix_s(last),
-        rate_per_s: Some(gaps_in_runs as f64 / (ns_in_runs as f64 / 1e9)),
-        burst: Some(burst),
+        rate_per_s: Some(qps),
+        burst: Some(burst.round() as u64),
         duration_s: Some((last - first) as f64 / 1e9),
         requests: Some(requests as u64),
         ..base.clone()
     })
 }
 
-/// Maximal runs of at least [`MIN_RUN`] pinned gaps, each with the dense burst just
-/// before it.
-fn runs(gaps: &[u64], pinned: impl Fn(u64) -> bool, typical: f64) -> Vec<Run> {
+/// Maximal runs of at least [`MIN_RUN`] pinned gaps.
+fn runs(gaps: &[u64], pinned: impl Fn(u64) -> bool) -> Vec<Run> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < gaps.len() {
@@ -87,47 +105,33 @@ fn runs(gaps: &[u64], pinned: impl Fn(u64) -> bool, typical: f64) -> Vec<Run> {
             i += 1;
         }
         if i - first >= MIN_RUN {
-            let mut burst_first = first;
-            while burst_first > 0 && (gaps[burst_first - 1] as f64) < DENSE * typical {
-                burst_first -= 1;
-            }
-            runs.push(Run {
-                burst_first,
-                first,
-                last: i,
-            });
+            runs.push(Run { first, last: i });
         }
     }
     runs
 }
 
-/// The burst and the run send the same kind of request (a restart's LIST pages before
-/// a steady stream of writes are not a bucket's burst).
-fn same_kind(seen: &[&Seen], run: &Run) -> bool {
-    let dominant = |from: usize, to: usize| {
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for s in &seen[from..=to] {
-            *counts.entry(s.verb.as_str()).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .max_by_key(|(_, n)| *n)
-            .map(|(verb, _)| verb)
-    };
-    run.first > run.burst_first
-        && dominant(run.burst_first, run.first) == dominant(run.first, run.last)
+/// The most common verb of `seen`.
+fn dominant<'s>(seen: &[&'s Seen]) -> Option<&'s str> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for s in seen {
+        *counts.entry(s.verb.as_str()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(verb, _)| verb)
 }
-
 /// Between its requests the client waits for the bucket: most requests end well before
-/// the next begins, or overlap it — unlike a client sending each request as the last
-/// one returns.
+/// the next begins (idle for over half the gap). A client sending each request as the
+/// previous one returns is never idle, and one sending many at once (a burst over
+/// several connections) overlaps them: neither is held back by a rate.
 fn waits(seen: &[&Seen], run: &Run, typical: f64) -> bool {
     let (mut waiting, mut known) = (0, 0);
     for w in seen[run.first..=run.last].windows(2) {
         let Some(end) = w[0].end_ns else { continue };
         known += 1;
-        let idle = w[1].start_ns as f64 - end as f64;
-        if idle < 0.0 || idle > 0.3 * typical {
+        if w[1].start_ns as f64 - end as f64 > 0.5 * typical {
             waiting += 1;
         }
     }

@@ -1,0 +1,217 @@
+//! apiprof's findings checked against the reference controller's ledger, the
+//! detectors' truth: resync periods within 2% and every tick found (none invented),
+//! throttling with qps within 5% and burst within 10% for `throttled` and for no other
+//! scenario, catch-up durations within 10%, burst triggers.
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::refctl::{Ledger, Scenario, Size};
+
+/// One check of a finding against the truth.
+pub struct Check {
+    /// What was checked, with both figures.
+    pub what: String,
+    /// Whether it holds.
+    pub ok: bool,
+}
+
+/// A scenario's checks.
+pub struct Checks(pub Vec<Check>);
+
+impl Checks {
+    /// Every check holds.
+    pub fn passed(&self) -> bool {
+        self.0.iter().all(|c| c.ok)
+    }
+}
+
+impl fmt::Display for Checks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.0 {
+            writeln!(f, "{} {}", if c.ok { "ok  " } else { "FAIL" }, c.what)?;
+        }
+        Ok(())
+    }
+}
+
+fn findings<'r>(report: &'r Value, kind: &'r str, user_agent: &'r str) -> Vec<&'r Value> {
+    report["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["kind"] == kind && f["user_agent"] == user_agent)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn time(line: &Value) -> f64 {
+    line["time"].as_f64().expect("a ledger time")
+}
+
+fn within(got: f64, want: f64, share: f64) -> bool {
+    (got - want).abs() <= share * want
+}
+
+/// Checks `report`'s findings against what `scenario` (run at `size`) wrote in `ledger`.
+pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -> Checks {
+    let mut checks = Vec::new();
+    for (run, lines) in scenario.runs.iter().zip(ledger.runs()) {
+        let ua = run.user_agent;
+        let of = |kind: &str| {
+            lines
+                .iter()
+                .copied()
+                .filter(|l| l["type"] == kind)
+                .collect::<Vec<_>>()
+        };
+        match scenario.name {
+            "resync-storm" => resync(&mut checks, ua, &of("resync_tick"), report),
+            "throttled" => {
+                let qps: f64 = run
+                    .arg(size, "qps")
+                    .and_then(|q| q.parse().ok())
+                    .expect("--qps");
+                let burst: f64 = run
+                    .arg(size, "burst")
+                    .and_then(|b| b.parse().ok())
+                    .expect("--burst");
+                match findings(report, "client_throttling", ua).first() {
+                    None => checks.push(Check {
+                        what: format!("{ua}: no client_throttling finding"),
+                        ok: false,
+                    }),
+                    Some(f) => {
+                        let rate = f["rate_per_s"].as_f64().unwrap_or_default();
+                        let b = f["burst"].as_f64().unwrap_or_default();
+                        checks.push(Check {
+                            what: format!("{ua}: throttled at {rate:.2} req/s (truth {qps}, ±5%)"),
+                            ok: within(rate, qps, 0.05),
+                        });
+                        checks.push(Check {
+                            what: format!("{ua}: burst {b} (truth {burst}, ±10%)"),
+                            ok: within(b, burst, 0.1),
+                        });
+                    }
+                }
+            }
+            "restart-catchup" => catchup(&mut checks, ua, &lines, report),
+            _ => {}
+        }
+        if scenario.name != "throttled" {
+            let n = findings(report, "client_throttling", ua).len();
+            checks.push(Check {
+                what: format!("{ua}: no throttling raised (found {n})"),
+                ok: n == 0,
+            });
+        }
+    }
+    Checks(checks)
+}
+
+/// The resync finding of `ua`: its period against the ticks' mean interval, each tick
+/// matched, the bursts' triggers.
+fn resync(checks: &mut Vec<Check>, ua: &str, ticks: &[&Value], report: &Value) {
+    let Some(f) = findings(report, "resync_tick", ua).first().copied() else {
+        checks.push(Check {
+            what: format!("{ua}: no resync_tick finding"),
+            ok: false,
+        });
+        return;
+    };
+    let truth = (time(ticks[ticks.len() - 1]) - time(ticks[0])) / (ticks.len() - 1) as f64;
+    let period = f["period_s"].as_f64().unwrap_or_default();
+    checks.push(Check {
+        what: format!("{ua}: resync period {period:.3} s (truth {truth:.3} s, ±2%)"),
+        ok: within(period, truth, 0.02),
+    });
+    let found: Vec<f64> = f["ticks"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["unix_s"].as_f64()).collect())
+        .unwrap_or_default();
+    let errors: Vec<String> = ticks
+        .iter()
+        .map(|t| {
+            let nearest = found
+                .iter()
+                .map(|f| f - time(t))
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()));
+            nearest.map_or("missing".into(), |e| format!("{:+.0}ms", e * 1e3))
+        })
+        .collect();
+    let matched = found.len() == ticks.len()
+        && ticks
+            .iter()
+            .all(|t| found.iter().any(|f| (f - time(t)).abs() <= 0.1 * truth));
+    checks.push(Check {
+        what: format!(
+            "{ua}: {} ticks found for {} in the ledger (time errors {})",
+            found.len(),
+            ticks.len(),
+            errors.join(", ")
+        ),
+        ok: matched,
+    });
+    let triggers: Vec<&str> = findings(report, "reconcile_burst", ua)
+        .iter()
+        .filter_map(|b| b["trigger"].as_str())
+        .collect();
+    let resyncs = triggers.iter().filter(|t| **t == "resync").count();
+    checks.push(Check {
+        what: format!("{ua}: burst triggers {triggers:?}: one per tick is a resync"),
+        ok: resyncs == ticks.len() && triggers.first() == Some(&"restart"),
+    });
+}
+
+/// What the server cannot see of a restarted client's first requests: each waits for a
+/// fresh connection (TCP and TLS handshakes, 45–50 ms for refctl's debug-built rustls
+/// client on this VM) before the server's handler begins; the ledger stamps it when
+/// sent. A fixed cost, whatever the catch-up's length.
+const CONNECTION_SETUP_S: f64 = 0.06;
+
+/// The catch-up after the ledger's restart: from the first request after it to the
+/// last, against the finding that begins there: within 10%, plus the connection setup
+/// the server cannot see.
+fn catchup(checks: &mut Vec<Check>, ua: &str, lines: &[&Value], report: &Value) {
+    let Some(restart) = lines
+        .iter()
+        .find(|l| l["type"] == "restart")
+        .map(|l| time(l))
+    else {
+        return;
+    };
+    let after: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["type"] == "request" && time(l) >= restart)
+        .map(|l| time(l))
+        .collect();
+    let truth = after.iter().copied().fold(f64::MIN, f64::max)
+        - after.iter().copied().fold(f64::MAX, f64::min);
+    let catchups = findings(report, "restart_catchup", ua);
+    let Some(f) = catchups.iter().find(|f| {
+        f["start_unix_s"]
+            .as_f64()
+            .is_some_and(|s| s >= restart - 0.05)
+    }) else {
+        checks.push(Check {
+            what: format!(
+                "{ua}: no restart_catchup after the restart ({} found)",
+                catchups.len()
+            ),
+            ok: false,
+        });
+        return;
+    };
+    let duration = f["duration_s"].as_f64().unwrap_or_default();
+    let first_send = after.iter().copied().fold(f64::MAX, f64::min);
+    let seen_after = f["start_unix_s"].as_f64().unwrap_or_default() - first_send;
+    checks.push(Check {
+        what: format!(
+            "{ua}: caught up in {duration:.3} s (truth {truth:.3} s, ±10% + {CONNECTION_SETUP_S} s of connection setup; its first request reached the server {:.0} ms after it was sent)",
+            seen_after * 1e3
+        ),
+        ok: (duration - truth).abs() <= 0.1 * truth + CONNECTION_SETUP_S,
+    });
+}
