@@ -13,7 +13,7 @@ use crate::{
         window::{Settings, Window, WindowError},
         Dimension,
     },
-    capture::{monotonic_ns, unix_ms, Header, Record},
+    capture::{Header, Record},
 };
 
 /// One attached process.
@@ -51,8 +51,9 @@ pub struct Live {
     cpu_sample_period_ns: u64,
     /// The `runtime.MemProfileRate` of the process attached last.
     mem_profile_rate: u64,
-    /// Event time to Unix time.
-    clock: Clock,
+    /// Event time to Unix time: the first attached process's capture header's, so the
+    /// daemon and its capture files give findings the same times.
+    clock: Option<Clock>,
 }
 
 impl Live {
@@ -64,10 +65,7 @@ impl Live {
             health: Health::default(),
             cpu_sample_period_ns,
             mem_profile_rate: 0,
-            clock: Clock {
-                unix_ms: unix_ms(),
-                ktime_ns: monotonic_ns(),
-            },
+            clock: None,
         }
     }
 
@@ -83,6 +81,7 @@ impl Live {
         }
         let target: Arc<str> = Arc::from(name);
         self.mem_profile_rate = header.mem_profile_rate;
+        self.clock.get_or_insert(header.clock());
         self.sources.insert(
             header.pid,
             Source {
@@ -155,6 +154,9 @@ impl Live {
 
     /// What the detectors find as of `now_ns` (event time).
     pub fn findings(&self, now_ns: u64) -> Vec<Finding> {
-        self.window.detectors.findings(now_ns, &self.clock)
+        match &self.clock {
+            Some(clock) => self.window.detectors.findings(now_ns, clock),
+            None => Vec::new(),
+        }
     }
 }
