@@ -11,7 +11,7 @@ use crate::{
     apiserver::ApiServer,
     findings::{self, Checks},
     load::{reported, Tally, BY_CLIENT},
-    recorder::{report_json, Recording},
+    recorder::{report as report_text, report_json, Recording},
     refctl_bin,
     validation::{compare, Comparison},
 };
@@ -257,6 +257,8 @@ pub struct Outcome {
     pub report: Value,
     /// The report's findings against the ledger.
     pub findings: Checks,
+    /// `apiprof report --format table` of the capture.
+    pub table: String,
 }
 
 impl Outcome {
@@ -291,5 +293,6 @@ pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path)
         comparison,
         http_versions,
         report,
+        table: report_text(&capture, "table", &[]),
     }
 }
