@@ -16,6 +16,7 @@ pub mod load;
 pub mod prometheus;
 pub mod recorder;
 pub mod refctl;
+pub mod simulation;
 pub mod validation;
 
 use std::path::PathBuf;

@@ -119,6 +119,16 @@ impl Window {
         }
     }
 
+    /// Time buckets kept, and rows in them and in the totals.
+    pub fn footprint(&self) -> (usize, usize) {
+        let rows = self
+            .buckets
+            .iter()
+            .map(|(_, b)| b.rows.len())
+            .sum::<usize>();
+        (self.buckets.len(), rows + self.totals.rows.len())
+    }
+
     /// User agents kept by name now.
     pub fn clients_kept(&self) -> usize {
         self.user_agents.len()

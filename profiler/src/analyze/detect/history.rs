@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use super::throttling::{evaluate, Episode};
 use crate::analyze::request::Request;
 
 /// Requests of one client remembered, most recent last.
-const MAX_SEEN: usize = 4096;
+pub const MAX_SEEN: usize = 1024;
 
 /// Bursts of one client remembered.
-const MAX_BURSTS: usize = 512;
+pub const MAX_BURSTS: usize = 256;
 
 /// A gap this long between two of a client's request starts ends its burst. Bursts are
 /// requests a controller sends as fast as it can (milliseconds apart); resync periods
@@ -112,6 +113,11 @@ pub struct History {
     pub bursts: VecDeque<Burst>,
     /// The burst still growing.
     pub open: Option<Burst>,
+    /// Its latest throttled episode, followed as its requests come (they outlast
+    /// what [`MAX_SEEN`] remembers).
+    pub throttling: Option<Episode>,
+    /// Requests it began.
+    started: u64,
 }
 
 impl History {
@@ -156,6 +162,16 @@ impl History {
         self.seen.push_back(seen);
         if self.seen.len() > MAX_SEEN {
             self.seen.pop_front();
+        }
+        // Looked at twice per memory's worth of requests, so no stretch goes unseen.
+        self.started += 1;
+        if self.started.is_multiple_of(MAX_SEEN as u64 / 2) {
+            if let Some(next) = evaluate(&self.seen) {
+                self.throttling = Some(match self.throttling.take() {
+                    Some(old) => old.merge(next),
+                    None => next,
+                });
+            }
         }
     }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-pub use history::{Burst, History, BURST_GAP_NS, MIN_BURST};
+pub use history::{Burst, History, BURST_GAP_NS, MAX_BURSTS, MAX_SEEN, MIN_BURST};
 
 use super::{attribute::Cost, dimension::Dimension, request::Request, rows::OTHER};
 use crate::events::decode::HttpResponse;
@@ -218,6 +218,13 @@ impl Detectors {
             };
             history.cost(owner.http.ktime_ns, alloc, cpu);
         }
+    }
+
+    /// What they remember: clients, requests and bursts (each bounded per client).
+    pub fn remembered(&self) -> (usize, usize, usize) {
+        self.clients.values().fold((0, 0, 0), |(c, r, b), h| {
+            (c + 1, r + h.seen.len(), b + h.bursts.len())
+        })
     }
 
     /// Everything the detectors find as of `now_ns`, client by client.

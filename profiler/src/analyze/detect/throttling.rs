@@ -5,7 +5,7 @@
 //! is the runs' mean; the burst is the smallest bucket the starts fit in: the most any
 //! stretch of requests exceeds the rate by, `max(count − qps × duration)`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use super::{history::Seen, Clock, Finding, History};
 
@@ -15,9 +15,11 @@ pub const KIND: &str = "client_throttling";
 /// Evenly spaced starts a pinned run needs.
 const MIN_RUN: usize = 20;
 
-/// How far a gap in a pinned run may stray from the run's typical gap: a token bucket
-/// hands out late tokens early, so gaps wobble around 1/qps.
-const GAP_TOLERANCE: f64 = 0.7;
+/// How far a gap in a pinned run may stray from the client's typical gap. A token
+/// bucket's gaps barely wobble (refctl's: 50 ms ±1 ms, all within 37–55 ms); 20 gaps in
+/// a row within 30% of each other almost never happen by chance (a client with random
+/// gaps of 1–20 minutes has 20 such in a row once in 10^9).
+const GAP_TOLERANCE: f64 = 0.3;
 
 /// A pinned run: indexes of its first and last request.
 struct Run {
@@ -25,9 +27,49 @@ struct Run {
     last: usize,
 }
 
-/// The client's throttling finding, if its requests show one.
-pub fn find(base: &Finding, history: &History, clock: &Clock) -> Option<Finding> {
-    let seen: Vec<&Seen> = history.seen.iter().collect();
+/// A throttled stretch of a client's requests. A client remembers only its last
+/// requests, so an episode longer than that is followed piece by piece
+/// ([`Episode::merge`]): its burst is the largest any piece showed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Episode {
+    /// Its first request's start.
+    pub first_ns: u64,
+    /// Its last pinned request's start.
+    pub last_ns: u64,
+    /// The pinned rate, requests per second.
+    pub rate: f64,
+    /// The burst (1 when the piece holds none).
+    pub burst: f64,
+    /// Requests in it.
+    pub requests: u64,
+}
+
+impl Episode {
+    /// `self` continued by `next` (a later look at the client's requests), or `next`
+    /// alone when it begins after `self` ended.
+    pub fn merge(self, next: Episode) -> Episode {
+        if next.first_ns > self.last_ns + super::BURST_GAP_NS {
+            return next;
+        }
+        let overlap = if next.first_ns <= self.last_ns {
+            // Requests both saw, at the pinned rate.
+            ((self.last_ns - next.first_ns) as f64 / 1e9 * next.rate).round() as u64 + 1
+        } else {
+            0
+        };
+        Episode {
+            first_ns: self.first_ns.min(next.first_ns),
+            last_ns: self.last_ns.max(next.last_ns),
+            rate: next.rate,
+            burst: self.burst.max(next.burst),
+            requests: self.requests + next.requests.saturating_sub(overlap),
+        }
+    }
+}
+
+/// The throttled episode the remembered `seen` requests show, if any.
+pub fn evaluate(seen: &VecDeque<Seen>) -> Option<Episode> {
+    let seen: Vec<&Seen> = seen.iter().collect();
     if seen.len() < MIN_RUN + 2 {
         return None;
     }
@@ -68,9 +110,11 @@ pub fn find(base: &Finding, history: &History, clock: &Clock) -> Option<Finding>
     }
     // The burst is the throttled work itself, not (say) a restart's LIST pages.
     let bursting = dominant(&seen[window.0..=window.1]);
-    if burst < 2.0 || !bursting.is_some_and(|v| verbs.contains(v)) {
-        return None;
-    }
+    let burst = if bursting.is_some_and(|v| verbs.contains(v)) {
+        burst
+    } else {
+        1.0
+    };
     let first = seen[window.0]
         .start_ns
         .min(seen[runs.first()?.first].start_ns);
@@ -79,14 +123,34 @@ pub fn find(base: &Finding, history: &History, clock: &Clock) -> Option<Finding>
         .iter()
         .filter(|s| (first..=last).contains(&s.start_ns))
         .count();
+    Some(Episode {
+        first_ns: first,
+        last_ns: last,
+        rate: qps,
+        burst,
+        requests: requests as u64,
+    })
+}
+
+/// The client's throttling finding: the episode it remembers, continued by what its
+/// last requests show; only after a burst (a bucket that let several requests go at
+/// once).
+pub fn find(base: &Finding, history: &History, clock: &Clock) -> Option<Finding> {
+    let episode = match (history.throttling.clone(), evaluate(&history.seen)) {
+        (Some(old), Some(new)) => old.merge(new),
+        (old, new) => old.or(new)?,
+    };
+    if episode.burst < 2.0 {
+        return None;
+    }
     Some(Finding {
         kind: KIND,
-        start_unix_s: clock.unix_s(first),
-        end_unix_s: clock.unix_s(last),
-        rate_per_s: Some(qps),
-        burst: Some(burst.round() as u64),
-        duration_s: Some((last - first) as f64 / 1e9),
-        requests: Some(requests as u64),
+        start_unix_s: clock.unix_s(episode.first_ns),
+        end_unix_s: clock.unix_s(episode.last_ns),
+        rate_per_s: Some(episode.rate),
+        burst: Some(episode.burst.round() as u64),
+        duration_s: Some((episode.last_ns - episode.first_ns) as f64 / 1e9),
+        requests: Some(episode.requests),
         ..base.clone()
     })
 }
