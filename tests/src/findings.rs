@@ -108,6 +108,22 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
             });
         }
     }
+    // Spikes have no ledger truth: shown, not checked.
+    for spike in report["findings"].as_array().into_iter().flatten() {
+        if spike["kind"] == "allocation_spike" {
+            let top = &spike["contributors"][0];
+            checks.push(Check {
+                what: format!(
+                    "(shown) allocation spike of {} MB over {} s, {:.0}% {}",
+                    spike["alloc_bytes"].as_u64().unwrap_or_default() >> 20,
+                    spike["duration_s"],
+                    top["share"].as_f64().unwrap_or_default() * 100.0,
+                    top["requests"].as_str().unwrap_or("")
+                ),
+                ok: true,
+            });
+        }
+    }
     Checks(checks)
 }
 

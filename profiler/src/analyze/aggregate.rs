@@ -208,11 +208,9 @@ impl Sink for FileSink<'_> {
         self.detectors.end(at_ns, request, response);
     }
 
-    fn sample(&mut self, _at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
+    fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
         self.rows.sample(target, owner, sample);
-        if let Some(owner) = owner {
-            self.detectors.sample(owner, sample.cost);
-        }
+        self.detectors.sample(at_ns, target, owner, sample.cost);
     }
 }
 

@@ -228,8 +228,6 @@ impl Sink for Window {
     fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
         self.bucket(at_ns).sample(target, owner, sample);
         self.totals.sample(target, owner, sample);
-        if let Some(owner) = owner {
-            self.detectors.sample(owner, sample.cost);
-        }
+        self.detectors.sample(at_ns, target, owner, sample.cost);
     }
 }

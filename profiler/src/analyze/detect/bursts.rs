@@ -43,7 +43,7 @@ pub fn find(
                 duration_s: Some((b.last_ns - b.start_ns) as f64 / 1e9),
                 requests: Some(b.count),
                 trigger: Some(trigger),
-                contributors: Some(Tick::of(b, clock)),
+                burst_detail: Some(Tick::of(b, clock)),
                 ..base.clone()
             }
         })

@@ -24,7 +24,7 @@ pub fn find(base: &Finding, history: &History, now_ns: u64, clock: &Clock) -> Ve
             duration_s: Some((b.last_ns - b.start_ns) as f64 / 1e9),
             requests: Some(b.count),
             lists: Some(b.lists),
-            contributors: Some(Tick::of(b, clock)),
+            burst_detail: Some(Tick::of(b, clock)),
             ..base.clone()
         })
         .collect()

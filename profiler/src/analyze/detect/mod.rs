@@ -6,19 +6,23 @@
 //! - [`throttling`]: a rate pinned at a constant after a burst (a client-side token
 //!   bucket);
 //! - [`catchup`]: from a client's (re)start until its burst of work ends;
-//! - [`bursts`]: the other bursts, with what triggered them.
+//! - [`bursts`]: the other bursts, with what triggered them;
+//! - [`spikes`]: the server's heap allocation far above its baseline, and who caused it.
 
 pub mod bursts;
 pub mod catchup;
 mod history;
 pub mod resync;
+pub mod spikes;
 pub mod throttling;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
+use serde_json::Value;
 
 pub use history::{Burst, History, BURST_GAP_NS, MAX_BURSTS, MAX_SEEN, MIN_BURST};
+pub use spikes::Contributor;
 
 use super::{attribute::Cost, dimension::Dimension, request::Request, rows::OTHER};
 use crate::events::decode::HttpResponse;
@@ -122,7 +126,22 @@ pub struct Finding {
     pub trigger: Option<&'static str>,
     /// reconcile_burst, restart_catchup: the burst itself.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub contributors: Option<Tick>,
+    pub burst_detail: Option<Tick>,
+    /// allocation_spike: the observed server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// allocation_spike: heap allocated in it, estimated bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alloc_bytes: Option<u64>,
+    /// allocation_spike: the heap allocated per second before it, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_bytes_per_s: Option<f64>,
+    /// allocation_spike: CPU the server spent in it, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds: Option<f64>,
+    /// allocation_spike: who caused it, biggest share first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contributors: Option<Vec<Contributor>>,
 }
 
 impl Finding {
@@ -132,6 +151,7 @@ impl Finding {
             resync::KIND => resync::sentence(self),
             throttling::KIND => throttling::sentence(self),
             catchup::KIND => catchup::sentence(self),
+            spikes::KIND => spikes::sentence(self),
             _ => bursts::sentence(self),
         }
     }
@@ -154,6 +174,24 @@ pub struct Detectors {
     clients: HashMap<ClientKey, History>,
     /// (time, client, resource) of recent writes, oldest first.
     writes: VecDeque<(u64, ClientKey, String)>,
+    /// Each target's allocation over time.
+    spikes: spikes::Spikes,
+}
+
+/// "user_agent verb resource rv_class" of a request, as spikes name contributors.
+fn attribute_key(request: &Request) -> String {
+    let text = |d: Dimension| match request.dimension(d) {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    [
+        Dimension::UserAgent,
+        Dimension::Verb,
+        Dimension::Resource,
+        Dimension::RvClass,
+    ]
+    .map(text)
+    .join(" ")
 }
 
 fn key(request: &Request) -> Option<ClientKey> {
@@ -209,8 +247,12 @@ impl Detectors {
         }
     }
 
-    /// A sample of `owner`'s cost.
-    pub fn sample(&mut self, owner: &Request, cost: Cost) {
+    /// A cost sample taken at `at_ns` in `target`, for `owner` or outside any request.
+    pub fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, cost: Cost) {
+        self.spikes.sample(at_ns, target, owner, cost);
+        let Some(owner) = owner else {
+            return;
+        };
         if let Some(history) = key(owner).and_then(|k| self.clients.get_mut(&k)) {
             let (alloc, cpu) = match cost {
                 Cost::Alloc { bytes } => (bytes, 0),
@@ -245,6 +287,7 @@ impl Detectors {
             findings.extend(catchup::find(&base, history, now_ns, clock));
             findings.extend(bursts::find(&base, history, now_ns, clock, &ticks));
         }
+        findings.extend(self.spikes.findings(clock));
         findings
     }
 }

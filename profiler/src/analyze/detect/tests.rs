@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::analyze::attribute::Cost;
 use crate::{
     analyze::{aggregate::tests::request, request::Request},
     events::decode::HttpResponse,
@@ -241,5 +242,59 @@ fn a_restart_catchup_spans_the_burst_after_the_new_watch() {
     assert_eq!(
         (catchup[0].requests, catchup[0].lists),
         (Some(102), Some(1))
+    );
+}
+
+#[test]
+fn an_allocation_spike_is_found_with_who_caused_it() {
+    let mut feed = Feed::default();
+    let heap = |feed: &mut Feed, at: u64, owner: Option<&Request>, bytes: f64| {
+        feed.detectors
+            .sample(at, "apiserver", owner, Cost::Alloc { bytes });
+    };
+    let lists = Request::classify(
+        request(0, 8, "resync-ctl", "GET", CONFIGMAPS, "labelSelector=a%3Db"),
+        Arc::from("apiserver"),
+    );
+    let gets = Request::classify(
+        request(0, 16, "kubectl", "GET", &format!("{CONFIGMAPS}/x"), ""),
+        Arc::from("apiserver"),
+    );
+    // A minute of background at 512 KiB/s, then 3 seconds of LISTs (48 MB a second,
+    // 1 MB of GETs), then quiet again.
+    for s in 0..60 {
+        heap(&mut feed, s * SECOND, None, 512.0 * 1024.0);
+    }
+    for s in 60..63 {
+        heap(&mut feed, s * SECOND, Some(&lists), 48e6);
+        heap(&mut feed, s * SECOND + 1, Some(&gets), 1e6);
+    }
+    for s in 63..70 {
+        heap(&mut feed, s * SECOND, None, 512.0 * 1024.0);
+    }
+    let findings = feed.findings();
+    let spikes: Vec<&Finding> = findings.iter().filter(|f| f.kind == spikes::KIND).collect();
+    assert_eq!(spikes.len(), 1, "{findings:#?}");
+    let spike = spikes[0];
+    assert_eq!(
+        (spike.duration_s, spike.alloc_bytes),
+        (Some(3.0), Some(147_000_000))
+    );
+    let contributors = spike.contributors.as_ref().unwrap();
+    assert_eq!(
+        contributors[0].requests,
+        "resync-ctl list configmaps most_recent"
+    );
+    assert!((contributors[0].share - 48.0 / 49.0).abs() < 1e-9);
+    assert_eq!(
+        contributors[1].requests,
+        "kubectl get configmaps most_recent"
+    );
+    assert!(
+        spike
+            .sentence()
+            .contains("98% resync-ctl list configmaps most_recent"),
+        "{}",
+        spike.sentence()
     );
 }
