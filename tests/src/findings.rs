@@ -1,7 +1,8 @@
 //! apiprof's findings checked against the reference controller's ledger, the
 //! detectors' truth: resync periods within 2% and every tick found (none invented),
 //! throttling with qps within 5% and burst within 10% for `throttled` and for no other
-//! scenario, catch-up durations within 10%, burst triggers.
+//! scenario, catch-up durations within 10%, burst triggers (resyncs, restarts, watch
+//! events).
 
 use std::fmt;
 
@@ -98,6 +99,7 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
                 }
             }
             "restart-catchup" => catchup(&mut checks, ua, &lines, report),
+            "watch-burst" => watch_bursts(&mut checks, ua, &of("write_round"), report),
             _ => {}
         }
         if scenario.name != "throttled" {
@@ -178,6 +180,26 @@ fn resync(checks: &mut Vec<Check>, ua: &str, ticks: &[&Value], report: &Value) {
     checks.push(Check {
         what: format!("{ua}: burst triggers {triggers:?}: one per tick is a resync"),
         ok: resyncs == ticks.len() && triggers.first() == Some(&"restart"),
+    });
+}
+
+/// The controller's bursts after the writer's rounds: each set off by watch events, and
+/// none taken for a resync.
+fn watch_bursts(checks: &mut Vec<Check>, ua: &str, rounds: &[&Value], report: &Value) {
+    let triggers: Vec<&str> = findings(report, "reconcile_burst", ua)
+        .iter()
+        .filter_map(|b| b["trigger"].as_str())
+        .collect();
+    let mut want = vec!["restart"];
+    want.extend(rounds.iter().map(|_| "watch_events"));
+    checks.push(Check {
+        what: format!("{ua}: burst triggers {triggers:?} (truth {want:?}: its start, then one per round of writes)"),
+        ok: triggers == want,
+    });
+    let resyncs = findings(report, "resync_tick", ua).len();
+    checks.push(Check {
+        what: format!("{ua}: no resync taken from its watch-event bursts (found {resyncs})"),
+        ok: resyncs == 0,
     });
 }
 

@@ -38,7 +38,7 @@ pub enum Size {
 }
 
 /// Every scenario, in the order `cargo xtask validate` runs them.
-pub const SCENARIOS: [Scenario; 4] = [
+pub const SCENARIOS: [Scenario; 5] = [
     Scenario {
         name: "resync-storm",
         runs: &[
@@ -105,6 +105,14 @@ pub const SCENARIOS: [Scenario; 4] = [
                 short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
             },
         ],
+    },
+    Scenario {
+        name: "watch-burst",
+        runs: &[Run {
+            user_agent: "refctl-watch-burst",
+            full: &["watch-burst", "--objects=50", "--rounds=4"],
+            short: &["watch-burst", "--objects=10", "--rounds=3"],
+        }],
     },
     Scenario {
         name: "mixed",

@@ -212,3 +212,15 @@ fn mixed_sends_every_verb_and_class_on_h2_and_h1() {
         ]
     );
 }
+
+#[test]
+fn watch_events_set_off_the_controllers_bursts() {
+    let outcome = validated("watch-burst");
+    let runs = outcome.ledger.runs();
+    let rounds = of(&runs[0], "write_round");
+    assert_eq!(rounds.len(), 3);
+    // 10 objects: reconciled once at the start and once per round of writes.
+    let ends = of(&runs[0], "reconcile_end");
+    assert_eq!(ends.len(), 40);
+    assert!(ends.iter().all(|e| e["outcome"] == "ok"));
+}

@@ -79,6 +79,12 @@ pub enum Record {
     Restart {
         time: f64,
     },
+    /// Another client begins updating `objects` of the controller's objects at once.
+    WriteRound {
+        time: f64,
+        round: u32,
+        objects: usize,
+    },
 }
 
 /// Seconds since the Unix epoch, now.

@@ -22,6 +22,7 @@ mod resync_storm;
 mod throttle;
 mod throttled;
 mod traced;
+mod watch_burst;
 
 use std::path::PathBuf;
 
@@ -55,6 +56,7 @@ enum Command {
     RestartCatchup(restart_catchup::Args),
     /// Every verb and resourceVersion class, on HTTP/1.1 or HTTP/2.
     Mixed(mixed::Args),
+    WatchBurst(watch_burst::Args),
 }
 
 /// What every scenario gets: where the server is, where the truth goes.
@@ -95,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Throttled(_) => "throttled",
         Command::RestartCatchup(_) => "restart-catchup",
         Command::Mixed(_) => "mixed",
+        Command::WatchBurst(_) => "watch-burst",
     };
     let s = Scenario {
         kubeconfig: cli.kubeconfig,
@@ -106,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Throttled(args) => throttled::run(&s, args).await?,
         Command::RestartCatchup(args) => restart_catchup::run(&s, args).await?,
         Command::Mixed(args) => mixed::run(&s, args).await?,
+        Command::WatchBurst(args) => watch_burst::run(&s, args).await?,
     }
     tracing::info!(scenario = name, "done");
     Ok(())

@@ -26,7 +26,11 @@ pub fn find(
     now_ns: u64,
     clock: &Clock,
 ) -> Option<(Finding, Vec<u64>)> {
-    let bursts: Vec<&Burst> = history.bursts(now_ns).collect();
+    // Bursts right after other clients' writes are explained by watch events.
+    let bursts: Vec<&Burst> = history
+        .bursts(now_ns)
+        .filter(|b| b.writes_before == 0)
+        .collect();
     // The most common kind of burst.
     let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
     for b in &bursts {
