@@ -169,56 +169,6 @@ impl Args {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_config_file_takes_every_flag_and_flags_win() {
-        let file = std::env::temp_dir().join(format!("apiprof-config-{}.toml", std::process::id()));
-        std::fs::write(
-            &file,
-            r#"
-process = ["kube-apiserver"]
-listen = "0.0.0.0:9464"
-top-clients = 200
-retention = "6h"
-bucket = "10s"
-capture = "/var/lib/apiprof"
-capture-file-mib = 64
-capture-files = 8
-no-client-pods = true
-no-alloc = false
-no-cpu = false
-cpu-hz = 49
-"#,
-        )
-        .unwrap();
-        let args = Args {
-            config: Some(file.clone()),
-            top_clients: Some(7),
-            ..Args::default()
-        };
-        let config = args.resolve().unwrap();
-        std::fs::remove_file(&file).unwrap();
-        assert_eq!(config.selector.names, ["kube-apiserver"]);
-        assert_eq!(config.window.top_clients, 7, "the flag wins");
-        assert_eq!(config.window.retention_ns, 6 * 3600 * 1_000_000_000);
-        assert_eq!(config.tracking.cpu_period_ns, Some(1_000_000_000 / 49));
-        assert!(!config.client_pods);
-        assert_eq!(
-            config.capture.map(|c| (c.max_file_bytes, c.max_files)),
-            Some((64 << 20, 8))
-        );
-    }
-
-    #[test]
-    fn an_unknown_key_in_the_config_file_is_refused() {
-        let error = toml::from_str::<Args>("proces = [\"x\"]").unwrap_err();
-        assert!(error.to_string().contains("unknown field"), "{error}");
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -327,4 +277,54 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = server.await;
     eprintln!("apiprof: daemon stopped; every probe detached");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_file_takes_every_flag_and_flags_win() {
+        let file = std::env::temp_dir().join(format!("apiprof-config-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            r#"
+process = ["kube-apiserver"]
+listen = "0.0.0.0:9464"
+top-clients = 200
+retention = "6h"
+bucket = "10s"
+capture = "/var/lib/apiprof"
+capture-file-mib = 64
+capture-files = 8
+no-client-pods = true
+no-alloc = false
+no-cpu = false
+cpu-hz = 49
+"#,
+        )
+        .unwrap();
+        let args = Args {
+            config: Some(file.clone()),
+            top_clients: Some(7),
+            ..Args::default()
+        };
+        let config = args.resolve().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(config.selector.names, ["kube-apiserver"]);
+        assert_eq!(config.window.top_clients, 7, "the flag wins");
+        assert_eq!(config.window.retention_ns, 6 * 3600 * 1_000_000_000);
+        assert_eq!(config.tracking.cpu_period_ns, Some(1_000_000_000 / 49));
+        assert!(!config.client_pods);
+        assert_eq!(
+            config.capture.map(|c| (c.max_file_bytes, c.max_files)),
+            Some((64 << 20, 8))
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_config_file_is_refused() {
+        let error = toml::from_str::<Args>("proces = [\"x\"]").unwrap_err();
+        assert!(error.to_string().contains("unknown field"), "{error}");
+    }
 }
