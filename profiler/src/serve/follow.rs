@@ -65,6 +65,7 @@ pub async fn follow(
             Ok(capture) => Some(capture),
             Err(error) => {
                 error!(%error, "cannot write captures; going on without");
+                lock(&live).health.capture_errors += 1;
                 None
             }
         },

@@ -21,6 +21,10 @@ use crate::{
     capture::monotonic_ns,
 };
 
+/// How long after a client's last pinned request `apiprof_client_throttled` stays 1: at
+/// least two scrapes at Prometheus's usual 15 s, so an episode is never missed.
+const THROTTLED_GRACE_S: f64 = 30.0;
+
 /// The `user_agent` label of work done outside any request.
 pub const BACKGROUND: &str = "(background)";
 
@@ -41,7 +45,7 @@ const FAMILIES: [(&str, &str, MetricType); 17] = [
     ("apiprof_clients_kept", "User agents kept by name; the rest are counted as user_agent=\"other\".", MetricType::GAUGE),
     ("apiprof_findings", "Findings the detectors hold now, by kind and client: resync ticks, throttling episodes, catch-ups, bursts (see /findings).", MetricType::GAUGE),
     ("apiprof_resync_period_seconds", "The resync period found for a client (its periodic bursts).", MetricType::GAUGE),
-    ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter.", MetricType::GAUGE),
+    ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter (and for 30 s after its last pinned request).", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
 ];
 
@@ -157,13 +161,16 @@ impl Collector for LiveCollector {
         let mut found: BTreeMap<(&str, String), u64> = BTreeMap::new();
         let mut periods: BTreeMap<String, f64> = BTreeMap::new();
         let mut throttled: BTreeMap<String, f64> = BTreeMap::new();
-        for f in live.findings(monotonic_ns()) {
+        let now = monotonic_ns();
+        let now_unix = live.unix_s(now);
+        for f in live.findings(now) {
             let n = f.ticks.as_ref().map_or(1, |t| t.len() as u64);
             *found.entry((f.kind, f.user_agent.clone())).or_default() += n;
             if let Some(period) = f.period_s {
                 periods.insert(f.user_agent.clone(), period);
             }
-            if f.kind == throttling::KIND {
+            // Pinned now: its last pinned request came less than THROTTLED_GRACE_S ago.
+            if f.kind == throttling::KIND && now_unix - f.end_unix_s <= THROTTLED_GRACE_S {
                 throttled.insert(f.user_agent, 1.0);
             }
         }

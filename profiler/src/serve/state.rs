@@ -152,6 +152,11 @@ impl Live {
         Ok((report(&rows, self.in_flight(), meta, findings), rows))
     }
 
+    /// Event time `ktime_ns` as Unix seconds (0 before any process is attached).
+    pub fn unix_s(&self, ktime_ns: u64) -> f64 {
+        self.clock.map_or(0.0, |c| c.unix_s(ktime_ns))
+    }
+
     /// What the detectors find as of `now_ns` (event time).
     pub fn findings(&self, now_ns: u64) -> Vec<Finding> {
         match &self.clock {
