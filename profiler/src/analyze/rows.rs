@@ -182,6 +182,17 @@ impl Rows {
         self.rows.entry(key).or_default()
     }
 
+    /// Adds a row of another grouping (a finer one, or this one's renamed) to the row
+    /// its dimensions fall in here.
+    fn add(&mut self, stats: &Stats) {
+        let dimensions: Vec<Value> = stats
+            .dimensions
+            .iter()
+            .map(|d| d.clone().unwrap_or_else(|| Value::from(super::MIXED)))
+            .collect();
+        self.row(&dimensions).merge(stats);
+    }
+
     /// A request began.
     pub fn start(&mut self, request: &Request) {
         self.truncated_requests += u64::from(request.http.truncated);
@@ -226,25 +237,14 @@ impl Rows {
                 continue;
             };
             stats.dimensions[index] = Some(to.clone());
-            let mut single = Rows::new(&self.by, self.keep_stacks);
-            single.rows.insert(Vec::new(), stats);
-            self.merge(&single);
+            self.add(&stats);
         }
     }
 
     /// Adds `other`'s rows, regrouped by this one's dimensions.
     pub fn merge(&mut self, other: &Rows) {
         for stats in other.rows.values() {
-            let dimensions: Vec<Value> = stats
-                .dimensions
-                .iter()
-                .map(|d| d.clone().unwrap_or_else(|| Value::from(super::MIXED)))
-                .collect();
-            let mut key = self.key(&dimensions);
-            if !self.rows.contains_key(&key) && self.rows.len() >= MAX_ROWS {
-                key = vec![Value::from(OTHER).to_string(); self.by.len()];
-            }
-            self.rows.entry(key).or_default().merge(stats);
+            self.add(stats);
         }
         for (target, stats) in &other.background {
             self.background
