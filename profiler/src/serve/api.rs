@@ -15,7 +15,10 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{metrics::Metrics, state::Live};
+use super::{
+    metrics::Metrics,
+    state::{lock, Live},
+};
 use crate::{
     analyze::{Dimension, DEFAULT_BY},
     capture::monotonic_ns,
@@ -49,11 +52,7 @@ async fn metrics_text(State(api): State<Api>) -> Response {
 }
 
 async fn findings(State(api): State<Api>) -> Response {
-    let findings = api
-        .live
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .findings(monotonic_ns());
+    let findings = lock(&api.live).findings(monotonic_ns());
     (
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::to_string_pretty(&findings).expect("findings serialize") + "\n",
@@ -62,7 +61,7 @@ async fn findings(State(api): State<Api>) -> Response {
 }
 
 async fn healthz(State(api): State<Api>) -> String {
-    let live = api.live.lock().unwrap_or_else(|e| e.into_inner());
+    let live = lock(&api.live);
     let targets: Vec<String> = live
         .targets()
         .map(|(pid, name)| format!("{name} (pid {pid})"))
@@ -114,7 +113,7 @@ fn render(api: &Api, q: ReportQuery) -> Result<(&'static str, String), String> {
         Some("alloc") => Weight::Alloc,
         Some(w) => return Err(format!("weight={w:?}: use cpu or alloc")),
     };
-    let live = api.live.lock().unwrap_or_else(|e| e.into_inner());
+    let live = lock(&api.live);
     let (report, rows) = live
         .report(monotonic_ns(), window.as_nanos() as u64, &by)
         .map_err(|e| e.to_string())?;

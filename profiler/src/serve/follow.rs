@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::state::Live;
+use super::state::{lock, Live};
 use crate::{
     analyze::clients::Clients,
     attach::{processes::age, Probes, Tracking},
@@ -133,10 +133,4 @@ impl Consumer for LiveConsumer {
         self.capture(|c| c.tick(dropped_events));
         Ok(())
     }
-}
-
-/// The state, even if a thread panicked holding it (it stays consistent record by
-/// record).
-pub fn lock(live: &Mutex<Live>) -> std::sync::MutexGuard<'_, Live> {
-    live.lock().unwrap_or_else(|e| e.into_inner())
 }

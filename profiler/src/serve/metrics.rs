@@ -15,7 +15,7 @@ use prometheus::{
 };
 use serde_json::Value;
 
-use super::state::Live;
+use super::state::{lock, Live};
 use crate::{
     analyze::{detect::throttling, rows::Stats, window::METRIC_LABELS, Dimension},
     capture::monotonic_ns,
@@ -98,7 +98,7 @@ impl Collector for LiveCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let live = lock(&self.live);
         let mut metrics: Vec<Vec<Metric>> = vec![Vec::new(); FAMILIES.len()];
         for stats in live.window.totals.rows.values() {
             let labels = labels(|d| {

@@ -1,7 +1,10 @@
 //! What the daemon knows: the window of rows every attached process feeds, each
 //! process's attribution state, and the profiler's own health counters.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use crate::{
     analyze::detect::{Clock, Finding},
@@ -15,6 +18,12 @@ use crate::{
     },
     capture::{Header, Record},
 };
+
+/// The state, even if a thread panicked holding it (it stays consistent record by
+/// record).
+pub fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
+    live.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One attached process.
 struct Source {
