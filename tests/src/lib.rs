@@ -13,6 +13,7 @@ pub mod findings;
 pub mod goserver;
 pub mod kube;
 pub mod load;
+pub mod process;
 pub mod prometheus;
 pub mod recorder;
 pub mod refctl;

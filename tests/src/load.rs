@@ -328,3 +328,29 @@ pub fn reported(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>
     }
     tallies
 }
+
+/// Sends `n` GETs of ConfigMaps to the Go fixture at `base_url` over HTTP/1.1, each with
+/// its own user agent `ua-{first + i}`, 8 at a time.
+pub async fn distinct_user_agents(base_url: &str, first: u32, n: u32) {
+    let (client, _, _) = Http::One.client("unused");
+    let url = format!("{base_url}/api/v1/namespaces/default/configmaps");
+    let mut tasks = tokio::task::JoinSet::new();
+    for lane in 0..8 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            for i in (lane..n).step_by(8) {
+                let answer = client
+                    .get(&url)
+                    .header("user-agent", format!("ua-{}", first + i))
+                    .send()
+                    .await
+                    .expect("GET");
+                assert!(answer.status().is_success());
+                answer.bytes().await.expect("body");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("a lane");
+    }
+}

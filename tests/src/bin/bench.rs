@@ -16,7 +16,7 @@
 
 use std::{collections::BTreeMap, time::Instant};
 
-use apiprof_tests::{goserver::GoServer, load::Http, recorder::Recording};
+use apiprof_tests::{goserver::GoServer, load::Http, process::cpu_seconds, recorder::Recording};
 
 const BUILD: &str = "goserver-go1.24-stripped";
 const ROUNDS: usize = 3;
@@ -209,23 +209,6 @@ async fn send(url: &str, n: usize) {
     while let Some(done) = tasks.join_next().await {
         done.expect("a load task panicked");
     }
-}
-
-/// utime + stime of process `pid`, seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat =
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("reading /proc/PID/stat");
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("stat has a command name")
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf has no preconditions.
-    ticks as f64 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 /// CPU time this process (the load generator) used so far, seconds.
