@@ -11,12 +11,8 @@ pub const QUERY_CAP: usize = 512;
 /// Bytes of `http.Request.RemoteAddr` kept: "IP:port" or "[IPv6]:port" is at most 53
 /// bytes without an IPv6 zone (`%eth0`), so only odd addresses are cut.
 pub const REMOTE_ADDR_CAP: usize = 64;
-/// Bytes of the User-Agent header value kept (HTTP/1 values may start with the
-/// blanks that follow the colon; userspace trims them).
+/// Bytes of the User-Agent header value kept.
 pub const USER_AGENT_CAP: usize = 192;
-/// HTTP/2 header fields examined per HEADERS frame when looking for `user-agent`
-/// (clients send it among the first few).
-pub const H2_FIELDS_MAX: u32 = 32;
 
 /// A Go HTTP server began serving a request (`net/http.serverHandler.ServeHTTP` entry),
 /// HTTP/1.x and HTTP/2 alike.
@@ -47,7 +43,7 @@ pub struct HttpRequestEvent {
     pub remote_addr_len: u32,
     /// Explicit padding; always zero.
     pub _pad: u32,
-    /// The User-Agent value seen while the headers were parsed.
+    /// The request's User-Agent header (its first value), read from `Request.Header`.
     pub user_agent: UserAgent,
     /// `http.Request.Method`, the first `min(method_len, METHOD_CAP)` bytes.
     pub method: [u8; METHOD_CAP],
@@ -72,7 +68,8 @@ const _: () = assert!(
             + REMOTE_ADDR_CAP
 );
 
-/// The server finished serving a request (a RET of `serverHandler.ServeHTTP`).
+/// The server finished serving a request: its handler returned, panicked or took over
+/// the connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HttpResponseEvent {
@@ -80,11 +77,16 @@ pub struct HttpResponseEvent {
     pub header: EventHeader,
     /// The `*http.Request` of the matching [`HttpRequestEvent`].
     pub request: u64,
-    /// What the response writer recorded.
-    pub response: Response,
+    /// The status code the response carries (200 when the handler wrote none, as Go
+    /// then sends); 0 when there is no complete response: the handler panicked (Go
+    /// resets the stream or closes the connection) or hijacked the connection without
+    /// writing a status.
+    pub status: u64,
+    /// Body bytes the handler wrote (before any transfer encoding).
+    pub bytes: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HttpResponseEvent>() == 32 + 8 + 24);
+const _: () = assert!(core::mem::size_of::<HttpResponseEvent>() == 32 + 3 * 8);
 
 /// A User-Agent value: `len` true bytes, the first `min(len, USER_AGENT_CAP)` kept.
 /// Length 0: the request had none (or it was not seen).
@@ -99,25 +101,16 @@ pub struct UserAgent {
 
 const _: () = assert!(core::mem::size_of::<UserAgent>() == 4 + USER_AGENT_CAP);
 
-/// Per response writer: what the handler wrote (`WriteHeader` and `write` probes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Response {
-    /// First final status code written (0: none; Go then sends 200).
-    pub status: u64,
-    /// Body bytes written by the handler (before any transfer encoding).
-    pub bytes: u64,
-    /// Calls to the writer's `write` (a WATCH writes at least once per event).
-    pub writes: u64,
-}
-
-/// A request being served, per goroutine: what the RET probe of `ServeHTTP` needs.
+/// What a goroutine works for, by its goroutine id: the request it serves (with the
+/// response writer it serves it with), or the request of the goroutine that started it
+/// (`response_writer` 0).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct Inflight {
+pub struct WorksFor {
     /// The `*http.Request`.
     pub request: u64,
-    /// The response writer's data pointer.
+    /// The response writer's data pointer when this goroutine serves the request; 0
+    /// when it was started while serving it.
     pub response_writer: u64,
 }
 

@@ -8,7 +8,7 @@ use profiler_common::{alloc::AllocEvent, event::kind};
 use crate::{
     go,
     http::{header, wakeup_flags},
-    maps::{count_dropped, EVENTS, REQUEST_OF},
+    maps::{count_dropped, offsets, EVENTS},
 };
 
 /// `func profilealloc(mp *m, x unsafe.Pointer, size uintptr)` entry (Go 1.19–1.27):
@@ -18,6 +18,10 @@ pub fn go_alloc(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
         return 0;
     }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
+        return 0;
+    };
     let goroutine = go::goroutine(&ctx);
     let Some(mut entry) = EVENTS.reserve::<AllocEvent>(0) else {
         count_dropped();
@@ -26,9 +30,8 @@ pub fn go_alloc(ctx: ProbeContext) -> u32 {
     // SAFETY: reserved ring-buffer memory large enough for the event; every field the
     // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
-    event.header = header(kind::ALLOC, bpf_get_current_pid_tgid(), goroutine);
-    // SAFETY: the value is copied out.
-    event.request = unsafe { REQUEST_OF.get(goroutine) }.copied().unwrap_or(0);
+    event.header = header(kind::ALLOC, pid_tgid, goroutine);
+    event.request = go::request_of(goroutine, &offsets);
     event.address = go::arg(&ctx, 1);
     event.size = go::arg(&ctx, 2);
     event.stack_len = go::user_stack(&ctx, &mut event.stack);

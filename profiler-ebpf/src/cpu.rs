@@ -19,7 +19,7 @@ use profiler_common::{
 use crate::{
     go,
     http::{header, wakeup_flags},
-    maps::{count_dropped, offsets, EVENTS, REQUEST_OF},
+    maps::{count_dropped, offsets, EVENTS},
 };
 
 /// The sampling clock fired on some CPU. Threads of unobserved processes are ignored.
@@ -46,8 +46,7 @@ pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     event.header = header(kind::CPU, pid_tgid, goroutine);
-    // SAFETY: the value is copied out.
-    event.request = unsafe { REQUEST_OF.get(goroutine) }.copied().unwrap_or(0);
+    event.request = go::request_of(goroutine, &offsets);
     event.mode = mode;
     event.stack_len = go::user_stack(&ctx, &mut event.stack);
     entry.submit(wakeup_flags());

@@ -10,7 +10,11 @@ use aya_ebpf::{
     programs::ProbeContext,
     EbpfContext,
 };
-use profiler_common::{alloc::STACK_DEPTH, attach::AT_STACK_CHECK, offsets::GoOffsets};
+use profiler_common::{
+    alloc::STACK_DEPTH, attach::AT_STACK_CHECK, http::WorksFor, offsets::GoOffsets,
+};
+
+use crate::maps::WORKS_FOR;
 
 /// Carry and zero flags of RFLAGS: `JBE` jumps when either is set.
 const CF_OR_ZF: u64 = 1 | 1 << 6;
@@ -58,6 +62,40 @@ pub fn current_user_goroutine(g: u64, offsets: &GoOffsets) -> u64 {
         .ok()
         .filter(|curg| *curg != 0)
         .unwrap_or(g)
+}
+
+/// The `*http.Request` the goroutine `g` works for, or 0: the one it serves, or the
+/// one its parent (`g.parentGoid`, Go 1.21+) worked for when it started it. A goroutine
+/// found through its parent is remembered, so that the goroutines it starts are found
+/// through it in turn (deeper lineage needs the `go_newproc` probe, which Go before
+/// 1.21 always uses).
+pub fn request_of(g: u64, offsets: &GoOffsets) -> u64 {
+    let Ok(goid) = read_u64(g + offsets.g_goid) else {
+        return 0;
+    };
+    // SAFETY: values are copied out.
+    if let Some(works_for) = unsafe { WORKS_FOR.get(goid) } {
+        return works_for.request;
+    }
+    if offsets.g_parent_goid == 0 {
+        return 0;
+    }
+    let Ok(parent) = read_u64(g + offsets.g_parent_goid) else {
+        return 0;
+    };
+    // SAFETY: as above.
+    let Some(request) = (unsafe { WORKS_FOR.get(parent) }).map(|w| w.request) else {
+        return 0;
+    };
+    let _ = WORKS_FOR.insert(
+        goid,
+        WorksFor {
+            request,
+            response_writer: 0,
+        },
+        0,
+    );
+    request
 }
 
 /// Reads a user-space `u64` (a Go pointer or int) at `addr`.

@@ -1,30 +1,32 @@
-//! Probes on Go's `net/http` server: request start and end, and what the handler wrote.
+//! Probes on Go's `net/http` server: a request starts when its handler does and ends
+//! when the handler returns, panics or takes over the connection. Every probe sits
+//! where the kernel emulates the probed instruction (a stack check's jump, a CALL):
+//! one trap per request at each end, and nothing per header line or per write.
 
 use aya_ebpf::{
     bindings::{BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, generated::bpf_get_attach_cookie},
     macros::uprobe,
     programs::ProbeContext,
+    EbpfContext,
 };
 use profiler_common::{
+    attach::WriterFields,
     event::{kind, EventHeader, RINGBUF_WAKEUP_BYTES},
-    http::{HttpRequestEvent, HttpResponseEvent, Inflight, Response},
+    http::{HttpRequestEvent, HttpResponseEvent, WorksFor},
     offsets::GoOffsets,
 };
 
 use crate::{
-    go,
-    maps::{
-        count_dropped, offsets, EVENTS, INFLIGHT, REQUEST_OF, RESPONSES, UA_BY_GOROUTINE,
-        UA_BY_REQUEST,
-    },
+    go, header_map,
+    maps::{count_dropped, offsets, EVENTS, WORKS_FOR},
 };
 
 /// `func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)` in `net/http`,
 /// Go 1.17+ (register ABI): sh in RAX, rw (an interface: type, data) in RBX and RCX,
 /// req in RDI. Every request passes here once: HTTP/1.x from `(*conn).serve`, HTTP/2 from
 /// `initALPNRequest.ServeHTTP`, on the goroutine that runs the handler. Copies the
-/// request line, `Request.RemoteAddr` and the User-Agent parked for it.
+/// request line, `Request.RemoteAddr` and the User-Agent header.
 #[uprobe]
 pub fn http_serve(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
@@ -38,20 +40,21 @@ pub fn http_serve(ctx: ProbeContext) -> u32 {
 
 fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    let Some(offsets) = offsets(tgid) else {
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
         return Ok(());
     };
     let goroutine = go::goroutine(ctx);
     let request = go::arg(ctx, 3);
     let response_writer = go::arg(ctx, 2);
-    let inflight = Inflight {
-        request,
-        response_writer,
-    };
-    INFLIGHT.insert(goroutine, inflight, 0)?;
-    REQUEST_OF.insert(goroutine, request, 0)?;
-    RESPONSES.insert(response_writer, Response::default(), 0)?;
+    let goid = go::read_u64(goroutine + offsets.g_goid)?;
+    WORKS_FOR.insert(
+        goid,
+        WorksFor {
+            request,
+            response_writer,
+        },
+        0,
+    )?;
 
     let Some(mut entry) = EVENTS.reserve::<HttpRequestEvent>(0) else {
         count_dropped();
@@ -63,7 +66,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     event.header = header(kind::HTTP_REQUEST, pid_tgid, goroutine);
     event.request = request;
     event.response_writer = response_writer;
-    if let Err(e) = fill_request(event, request, goroutine, &offsets) {
+    if let Err(e) = fill_request(event, request, &offsets) {
         // A request we cannot read is not one we can attribute: count it as dropped so
         // the loss stays visible.
         entry.discard(0);
@@ -74,12 +77,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     Ok(())
 }
 
-fn fill_request(
-    event: &mut HttpRequestEvent,
-    request: u64,
-    goroutine: u64,
-    offsets: &GoOffsets,
-) -> Result<(), i64> {
+fn fill_request(event: &mut HttpRequestEvent, request: u64, offsets: &GoOffsets) -> Result<(), i64> {
     event.method_len = go::read_string(request + offsets.request_method, &mut event.method)?;
     event.proto_major = go::read_u64(request + offsets.request_proto_major)?;
     event.proto_minor = go::read_u64(request + offsets.request_proto_minor)?;
@@ -93,53 +91,123 @@ fn fill_request(
         &mut event.remote_addr,
     )?;
     event._pad = 0;
-    // HTTP/2 values were re-keyed to the request's URL when the request was created;
-    // HTTP/1 values wait on the connection's goroutine, which serves the request. Either
-    // is claimed once.
-    // SAFETY: values are copied before removal.
-    let user_agent = if event.proto_major == 2 {
-        let ua = unsafe { UA_BY_REQUEST.get(url) }.copied();
-        let _ = UA_BY_REQUEST.remove(url);
-        ua
-    } else {
-        let ua = unsafe { UA_BY_GOROUTINE.get(goroutine) }.copied();
-        let _ = UA_BY_GOROUTINE.remove(goroutine);
-        ua
-    };
-    match user_agent {
-        Some(ua) => event.user_agent = ua,
-        None => event.user_agent.len = 0,
-    }
+    let headers = go::read_u64(request + offsets.request_header)?;
+    header_map::user_agent(headers, offsets, &mut event.user_agent);
     Ok(())
 }
 
-/// Attached to every RET instruction of `net/http.serverHandler.ServeHTTP` (never as a
-/// uretprobe: Go moves stacks). The goroutine is the one that entered.
+/// The `CALL (*conn).hijacked` in `net/http.(*conn).serve` right after the handler of an
+/// HTTP/1 request returned (`if c.hijacked() { return }`), c in RAX, on the connection's
+/// goroutine, which served it. The `*response` still holds what the handler wrote;
+/// one the handler left without a status gets 200 from `finishRequest` next.
 #[uprobe]
-pub fn http_serve_return(ctx: ProbeContext) -> u32 {
-    match try_http_serve_return(&ctx) {
-        Ok(()) => 0,
-        Err(_) => 1,
-    }
+pub fn http1_handler_returned(ctx: ProbeContext) -> u32 {
+    let _ = try_http1_end(&ctx, false);
+    0
 }
 
-fn try_http_serve_return(ctx: &ProbeContext) -> Result<(), i64> {
+/// The same CALL in the function `(*conn).serve` defers, which runs as the connection
+/// ends: when a request is still in flight there, its handler panicked (or called
+/// `runtime.Goexit`) and Go closes the connection.
+#[uprobe]
+pub fn http1_connection_ended(ctx: ProbeContext) -> u32 {
+    let _ = try_http1_end(&ctx, true);
+    0
+}
+
+fn try_http1_end(ctx: &ProbeContext, aborted: bool) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let goroutine = go::goroutine(ctx);
-    // SAFETY: values are copied before removal.
-    let Some(inflight) = (unsafe { INFLIGHT.get(goroutine) }).copied() else {
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
         return Ok(());
     };
-    let _ = INFLIGHT.remove(goroutine);
-    let _ = REQUEST_OF.remove(goroutine);
-    let response = unsafe { RESPONSES.get(inflight.response_writer) }
-        .copied()
-        .unwrap_or_default();
-    let _ = RESPONSES.remove(inflight.response_writer);
+    let goroutine = go::goroutine(ctx);
+    let Some(serving) = take_serving(goroutine, &offsets)? else {
+        return Ok(());
+    };
+    let w = serving.response_writer;
+    let bytes = go::read_u64(w + offsets.response_written)?;
+    let status = if aborted {
+        0
+    } else if read_bool(w + offsets.response_wrote_header)? {
+        go::read_u64(w + offsets.response_status)?
+    } else if read_bool(go::arg(ctx, 0) + offsets.conn_hijacked)? {
+        0
+    } else {
+        200
+    };
+    respond(pid_tgid, goroutine, serving.request, status, bytes);
+    Ok(())
+}
+
+/// The `CALL (*responseWriter).handlerDone` in the function an HTTP/2 server's
+/// `runHandler` defers, taken when the handler returned: the `*responseWriter` in RAX,
+/// on the handler's goroutine. Its state still holds what the handler wrote (the
+/// cookie says where, see [`WriterFields`]); one the handler left without a status
+/// gets 200 from `handlerDone`.
+#[uprobe]
+pub fn http2_handler_returned(ctx: ProbeContext) -> u32 {
+    let _ = try_http2_handler_returned(&ctx);
+    0
+}
+
+fn try_http2_handler_returned(ctx: &ProbeContext) -> Result<(), i64> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
+        return Ok(());
+    };
+    let goroutine = go::goroutine(ctx);
+    let Some(serving) = take_serving(goroutine, &offsets)? else {
+        return Ok(());
+    };
+    // SAFETY: a helper without preconditions.
+    let fields = WriterFields::from_cookie(unsafe { bpf_get_attach_cookie(ctx.as_ptr()) });
+    // responseWriter{rws *responseWriterState}
+    let state = go::read_u64(go::arg(ctx, 0))?;
+    let bytes = go::read_u64(state + u64::from(fields.wrote_bytes))?;
+    let status = if read_bool(state + u64::from(fields.wrote_header))? {
+        go::read_u64(state + u64::from(fields.status))?
+    } else {
+        200
+    };
+    respond(pid_tgid, goroutine, serving.request, status, bytes);
+    Ok(())
+}
+
+/// The `CALL runtime.gorecover` in the same deferred function, taken when the handler
+/// panicked (or called `runtime.Goexit`): the server resets the stream.
+#[uprobe]
+pub fn http2_handler_panicked(ctx: ProbeContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
+        return 0;
+    };
+    let goroutine = go::goroutine(&ctx);
+    if let Ok(Some(serving)) = take_serving(goroutine, &offsets) {
+        respond(pid_tgid, goroutine, serving.request, 0, 0);
+    }
+    0
+}
+
+/// The request `goroutine` serves, if it serves one, which it no longer does.
+fn take_serving(goroutine: u64, offsets: &GoOffsets) -> Result<Option<WorksFor>, i64> {
+    let goid = go::read_u64(goroutine + offsets.g_goid)?;
+    // SAFETY: the value is copied before removal.
+    let Some(works_for) = (unsafe { WORKS_FOR.get(goid) }).copied() else {
+        return Ok(None);
+    };
+    if works_for.response_writer == 0 {
+        return Ok(None);
+    }
+    let _ = WORKS_FOR.remove(goid);
+    Ok(Some(works_for))
+}
+
+fn respond(pid_tgid: u64, goroutine: u64, request: u64, status: u64, bytes: u64) {
     let event = HttpResponseEvent {
         header: header(kind::HTTP_RESPONSE, pid_tgid, goroutine),
-        request: inflight.request,
-        response,
+        request,
+        status,
+        bytes,
     };
     if EVENTS
         .output::<HttpResponseEvent>(&event, wakeup_flags())
@@ -147,46 +215,12 @@ fn try_http_serve_return(ctx: &ProbeContext) -> Result<(), i64> {
     {
         count_dropped();
     }
-    Ok(())
 }
 
-/// `func (w *response) WriteHeader(code int)` (HTTP/1) and
-/// `func (w *http2responseWriter) WriteHeader(code int)` (HTTP/2): w in RAX, code in RBX.
-/// The first final (>= 200) code wins, as in Go.
-#[uprobe]
-pub fn http_write_header(ctx: ProbeContext) -> u32 {
-    if go::restarts(&ctx) {
-        return 0;
-    }
-    let writer = go::arg(&ctx, 0);
-    let code = go::arg(&ctx, 1);
-    if let Some(response) = RESPONSES.get_ptr_mut(writer) {
-        // SAFETY: map value of this writer; Go serializes calls on one writer.
-        let response = unsafe { &mut *response };
-        if response.status == 0 && code >= 200 {
-            response.status = code;
-        }
-    }
-    0
-}
-
-/// `func (w *response) write(lenData int, dataB []byte, dataS string) (int, error)` and
-/// its HTTP/2 twin on `*http2responseWriter`: w in RAX, lenData in RBX. Every
-/// `Write`/`WriteString` of a handler goes through it.
-#[uprobe]
-pub fn http_write(ctx: ProbeContext) -> u32 {
-    if go::restarts(&ctx) {
-        return 0;
-    }
-    let writer = go::arg(&ctx, 0);
-    let len = go::arg(&ctx, 1);
-    if let Some(response) = RESPONSES.get_ptr_mut(writer) {
-        // SAFETY: as in `http_write_header`.
-        let response = unsafe { &mut *response };
-        response.bytes += len;
-        response.writes += 1;
-    }
-    0
+fn read_bool(addr: u64) -> Result<bool, i64> {
+    let mut b = [0u8; 1];
+    go::read_bytes(addr, 1, &mut b)?;
+    Ok(b[0] != 0)
 }
 
 pub fn header(kind: u32, pid_tgid: u64, goroutine: u64) -> EventHeader {

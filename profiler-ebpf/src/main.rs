@@ -8,7 +8,7 @@ mod alloc;
 mod cpu;
 mod go;
 mod goroutines;
-mod headers;
+mod header_map;
 mod http;
 mod maps;
 

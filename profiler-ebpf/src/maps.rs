@@ -4,11 +4,9 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use profiler_common::{
-    event::RINGBUF_BYTES,
-    http::{Inflight, Response, UserAgent},
-    offsets::GoOffsets,
-};
+use profiler_common::{event::RINGBUF_BYTES, http::WorksFor, offsets::GoOffsets};
+
+use crate::header_map::SLOTS_BYTES;
 
 /// Events for userspace, in the order they happened per CPU.
 #[map]
@@ -23,32 +21,16 @@ pub static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static GO_OFFSETS: HashMap<u32, GoOffsets> = HashMap::with_max_entries(1024, 0);
 
-/// Requests being served, by goroutine (`runtime.g` address).
+/// What each goroutine works for, by goroutine id (`runtime.g.goid`, never reused, so an
+/// entry cannot outlive its goroutine into another's). The goroutine serving a request
+/// gets an entry when its handler starts and loses it when the handler returns;
+/// goroutines started meanwhile inherit it.
 #[map]
-pub static INFLIGHT: LruHashMap<u64, Inflight> = LruHashMap::with_max_entries(65536, 0);
+pub static WORKS_FOR: LruHashMap<u64, WorksFor> = LruHashMap::with_max_entries(65536, 0);
 
-/// The `*http.Request` each goroutine works for: the goroutine serving it, and the
-/// goroutines it (transitively) started while serving it.
+/// Per-CPU room for one bucket or group of a Go map (too large for the 512-byte stack).
 #[map]
-pub static REQUEST_OF: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
-
-/// What each response writer has written, by its address.
-#[map]
-pub static RESPONSES: LruHashMap<u64, Response> = LruHashMap::with_max_entries(65536, 0);
-
-/// User-Agent values parsed but not yet claimed by a request, by the goroutine that
-/// parsed them (HTTP/1: the connection's goroutine, which also serves the request;
-/// HTTP/2: the connection's goroutine, until the request is created).
-#[map]
-pub static UA_BY_GOROUTINE: LruHashMap<u64, UserAgent> = LruHashMap::with_max_entries(16384, 0);
-
-/// HTTP/2 User-Agent values by the request's `*url.URL`, until its handler starts.
-#[map]
-pub static UA_BY_REQUEST: LruHashMap<u64, UserAgent> = LruHashMap::with_max_entries(16384, 0);
-
-/// Per-CPU room to build a [`UserAgent`] (too large for the 512-byte BPF stack).
-#[map]
-pub static UA_SCRATCH: PerCpuArray<UserAgent> = PerCpuArray::with_max_entries(1, 0);
+pub static MAP_SCRATCH: PerCpuArray<[u8; SLOTS_BYTES]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one event lost because the ring buffer was full.
 pub fn count_dropped() {

@@ -289,7 +289,6 @@ pub fn run(seed: u64) -> (Live, Truth) {
                 request: address,
                 status: 200,
                 response_bytes: 1000,
-                writes: 1,
             })
         };
         live.record(1, record);

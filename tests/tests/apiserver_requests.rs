@@ -202,11 +202,10 @@ async fn attributes_every_request(build: &str) {
         );
     }
     // Each client's WATCH streamed two events and was closed by the server after 1 s: it
-    // is reported by duration and events, not as a latency.
+    // is reported by duration and bytes, not as a latency.
     for row in report["requests"].as_array().expect("rows") {
         if row["verb"] == "watch" {
             let seconds = row["watch_seconds"].as_f64().expect("watch_seconds");
-            assert!(row["watch_events"].as_u64() >= Some(2), "{build}: {row}");
             assert!((0.9..5.0).contains(&seconds), "{build}: {row}");
             assert_eq!(
                 row["latency_ms_p50"],

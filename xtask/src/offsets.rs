@@ -1,7 +1,7 @@
 //! `cargo xtask offsets`: regenerates `profiler/src/target/offsets/go_offsets.json`, the table of
 //! Go struct field offsets the probes read, by running `xtask/go-offsets` with every Go
 //! toolchain setup provides. A field's entry lists each offset with the first Go version
-//! (major.minor) that has it.
+//! (major.minor) that has it; `null` from the version that no longer has the field.
 use std::{collections::BTreeMap, fs};
 
 use anyhow::Context as _;
@@ -11,8 +11,7 @@ use crate::{cmd, setup::Env};
 
 pub fn generate(env: &Env) -> anyhow::Result<()> {
     let generator = env.root.join("xtask/go-offsets");
-    let mut fields: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut toolchains = Vec::new();
+    let mut outputs = Vec::new();
     for go in &env.go {
         // Built, not `go run`: the generator reads its own DWARF, which `go run` omits.
         let binary = env.root.join(format!("target/go-offsets-go{}", go.version));
@@ -27,14 +26,25 @@ pub fn generate(env: &Env) -> anyhow::Result<()> {
         )?;
         let out = cmd::output(&mut std::process::Command::new(&binary))?;
         let out: Value = serde_json::from_str(&out).context("parsing go-offsets output")?;
-        toolchains.push(out["go"].clone());
+        outputs.push((go.version, out));
+    }
+    let toolchains: Vec<Value> = outputs.iter().map(|(_, out)| out["go"].clone()).collect();
+    let mut fields: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (_, out) in &outputs {
         let offsets = out["offsets"]
             .as_object()
             .context("go-offsets printed no offsets")?;
-        for (field, offset) in offsets {
-            let history = fields.entry(field.clone()).or_default();
-            if history.last().map(|last| &last["offset"]) != Some(offset) {
-                history.push(json!({ "since": go.version, "offset": offset }));
+        for field in offsets.keys() {
+            fields.entry(field.clone()).or_default();
+        }
+    }
+    for (field, history) in &mut fields {
+        for (version, out) in &outputs {
+            // Optional fields a version lacks are null from that version on.
+            let offset = out["offsets"].get(field).cloned().unwrap_or(Value::Null);
+            let last = history.last().map(|last: &Value| &last["offset"]);
+            if last != Some(&offset) && !(last.is_none() && offset.is_null()) {
+                history.push(json!({ "since": version, "offset": offset }));
             }
         }
     }

@@ -42,8 +42,6 @@ pub struct Row {
     pub in_flight: u64,
     /// Finished WATCHes: their summed duration, seconds.
     pub watch_seconds: f64,
-    /// Finished WATCHes: writes they made (at least one per event sent).
-    pub watch_events: u64,
     /// Estimated Go heap bytes allocated while serving (scaled from samples).
     pub alloc_bytes: u64,
     /// Allocation samples behind `alloc_bytes`.
@@ -164,7 +162,6 @@ fn row(stats: &Stats, in_flight: u64) -> Row {
         latency_ms_p99: stats.latency.percentile_ms(99),
         in_flight,
         watch_seconds: stats.watch_ns as f64 / 1e9,
-        watch_events: stats.watch_events,
         alloc_bytes: stats.alloc_bytes.round() as u64,
         alloc_samples: stats.alloc_samples,
         cpu_seconds: stats.cpu_ns as f64 / 1e9,

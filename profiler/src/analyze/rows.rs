@@ -39,8 +39,6 @@ pub struct Stats {
     pub latency: Latency,
     /// Finished WATCHes: summed duration.
     pub watch_ns: u64,
-    /// Finished WATCHes: writes they made.
-    pub watch_events: u64,
     /// Estimated heap bytes allocated.
     pub alloc_bytes: f64,
     /// Allocation samples behind `alloc_bytes`.
@@ -92,7 +90,6 @@ impl Stats {
         self.response_bytes += other.response_bytes;
         self.latency.merge(&other.latency);
         self.watch_ns += other.watch_ns;
-        self.watch_events += other.watch_events;
         self.alloc_bytes += other.alloc_bytes;
         self.alloc_samples += other.alloc_samples;
         self.cpu_ns += other.cpu_ns;
@@ -110,7 +107,6 @@ impl Stats {
         let latency = response.ktime_ns.saturating_sub(request.http.ktime_ns);
         if request.is_watch() {
             self.watch_ns += latency;
-            self.watch_events += response.writes;
         } else {
             self.latency.add(latency);
         }

@@ -13,14 +13,14 @@ use aya::{
     Ebpf, EbpfError,
 };
 use profiler_common::{
-    attach::{AT_ENTRY, AT_STACK_CHECK},
+    attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK},
     offsets::GoOffsets,
 };
 use tracing::{debug, info, warn};
 
 use crate::{
     capture::{monotonic_ns, unix_ms, Header, FORMAT_VERSION},
-    target::disasm::{calls_to, ret_addresses, stack_check_jump},
+    target::disasm::{calls_to, stack_check_jump, writer_fields},
     target::offsets::{self, OffsetsError},
     target::probes::{self, At, Probe},
     target::symbols::SymbolSource,
@@ -67,8 +67,16 @@ pub enum LoadError {
         /// The functions looked for.
         functions: &'static [&'static str],
     },
-    /// A function has no instruction of the kind a probe goes on (a RET, or a CALL of
-    /// a given function).
+    /// The HTTP/2 server's `write` does not show where it keeps what a handler wrote.
+    #[error("{function} in {binary} does not read and write the response state as apiprof expects; please report this with the Go and golang.org/x/net versions")]
+    WriterFields {
+        /// The probed executable.
+        binary: PathBuf,
+        /// The `write` function.
+        function: &'static str,
+    },
+    /// A function has no instruction of the kind a probe goes on (a CALL of a given
+    /// function).
     #[error("{function} in {binary} has no {instruction} apiprof can decode; please report this with the Go version")]
     NoAttachPoint {
         /// The probed executable.
@@ -105,6 +113,8 @@ pub struct Tracking {
     /// Sample on-CPU time every this many nanoseconds of CPU, on every CPU; `None`: no
     /// CPU samples.
     pub cpu_period_ns: Option<u64>,
+    /// Follow goroutine lineage at any depth with a probe on goroutine creation.
+    pub deep_lineage: bool,
 }
 
 /// The loaded programs and their links to one process. Dropping it detaches them all,
@@ -143,7 +153,11 @@ impl Probes {
         })?;
         let mut functions = Vec::new();
         let mut families = vec![probes::HTTP];
-        if tracking.allocs || tracking.cpu_period_ns.is_some() {
+        // Lineage from `g.parentGoid` costs nothing per goroutine; Go before 1.21 has
+        // none, so the probe on goroutine creation provides it there.
+        if (tracking.allocs || tracking.cpu_period_ns.is_some())
+            && (tracking.deep_lineage || go_offsets.g_parent_goid == 0)
+        {
             families.push(probes::LINEAGE);
         }
         if tracking.allocs {
@@ -252,21 +266,21 @@ fn attach(
     let mut attached = Vec::new();
     for function in &found {
         let code = target.binary.code(function);
+        let cookie = match probe.writer_fields_from {
+            Some(write) => writer_fields_cookie(target, write)?,
+            None => AT_ENTRY,
+        };
         // (address, cookie): entry probes on the stack check's jump when there is one.
         let addresses: Vec<(u64, u64)> = match probe.at {
             At::Entry => vec![stack_check_jump(code, function.address)
                 .map_or((function.address, AT_ENTRY), |jump| (jump, AT_STACK_CHECK))],
-            At::Returns => ret_addresses(code, function.address)
-                .into_iter()
-                .map(|ret| (ret, AT_ENTRY))
-                .collect(),
             At::CallTo(callee) => target
                 .binary
                 .function(callee)
                 .map(|callee| calls_to(code, function.address, callee.address))
                 .unwrap_or_default()
                 .into_iter()
-                .map(|call| (call, AT_ENTRY))
+                .map(|call| (call, cookie))
                 .collect(),
         };
         if addresses.is_empty() {
@@ -275,7 +289,7 @@ fn attach(
                 function: function.name.clone(),
                 instruction: match probe.at {
                     At::CallTo(callee) => format!("CALL of {callee}"),
-                    _ => "RET instruction".into(),
+                    At::Entry => "entry".into(),
                 },
             };
             if probe.required {
@@ -301,6 +315,19 @@ fn attach(
         attached.push(function.name.clone());
     }
     Ok(attached)
+}
+
+/// The cookie that tells a program where the HTTP/2 server whose `write` is named keeps
+/// what a handler wrote.
+fn writer_fields_cookie(target: &Target, write: &'static str) -> Result<u64, LoadError> {
+    let error = || LoadError::WriterFields {
+        binary: target.exe.clone(),
+        function: write,
+    };
+    let function = target.binary.function(write).map_err(|_| error())?;
+    writer_fields(target.binary.code(&function), function.address)
+        .map(WriterFields::to_cookie)
+        .ok_or_else(error)
 }
 
 /// Starts the sampling clock: a software CPU-clock perf event on every online CPU (it

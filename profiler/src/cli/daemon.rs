@@ -139,6 +139,7 @@ impl Args {
             "--bucket must be positive and --retention at least one bucket (got {bucket:?} and {retention:?})"
         );
         let tracking = TrackingArgs {
+            deep_lineage: self.tracking.deep_lineage || file.tracking.deep_lineage,
             no_alloc: self.tracking.no_alloc || file.tracking.no_alloc,
             no_cpu: self.tracking.no_cpu || file.tracking.no_cpu,
             cpu_hz: self.tracking.cpu_hz.or(file.tracking.cpu_hz),

@@ -42,8 +42,7 @@ enum Command {
 #[derive(Debug, Default, clap::Args, serde::Deserialize)]
 #[serde(default, rename_all = "kebab-case")]
 pub struct TrackingArgs {
-    /// Do not attribute heap allocations (saves a probe per allocation sample; with
-    /// --no-cpu also the probes on every goroutine creation).
+    /// Do not attribute heap allocations (saves a probe per allocation sample).
     #[arg(long)]
     no_alloc: bool,
     /// Do not sample on-CPU time.
@@ -53,6 +52,13 @@ pub struct TrackingArgs {
     /// of running in step with 100 Hz timers).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
     cpu_hz: Option<u64>,
+    /// Attribute the heap and CPU of goroutines at any depth below a handler (started
+    /// by goroutines it started) to its request, with a probe on every goroutine
+    /// creation (~2 µs each). Without it (Go 1.21+), goroutines the handler started
+    /// count, and theirs once a sample has been taken on them; Go before 1.21 always
+    /// uses the probe.
+    #[arg(long)]
+    deep_lineage: bool,
 }
 
 impl TrackingArgs {
@@ -62,6 +68,7 @@ impl TrackingArgs {
         Tracking {
             allocs: !self.no_alloc,
             cpu_period_ns: (!self.no_cpu).then(|| 1_000_000_000 / hz),
+            deep_lineage: self.deep_lineage,
         }
     }
 }

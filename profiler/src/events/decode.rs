@@ -102,12 +102,12 @@ pub struct HttpResponse {
     pub goroutine: u64,
     /// Address of the `*http.Request`, as in its [`HttpRequest`].
     pub request: u64,
-    /// Status code sent (200 when the handler wrote none, as Go does).
+    /// Status code sent (200 when the handler wrote none, as Go does); 0 when there was
+    /// no complete response: the handler panicked, or took over the connection without
+    /// writing a status.
     pub status: u16,
     /// Body bytes the handler wrote.
     pub response_bytes: u64,
-    /// Writes the handler made (a WATCH makes at least one per event).
-    pub writes: u64,
 }
 
 /// A record the decoder cannot read.
@@ -211,17 +211,12 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
 }
 
 fn http_response(raw: &HttpResponseEvent) -> HttpResponse {
-    let status = match raw.response.status {
-        0 => 200,
-        code => u16::try_from(code).unwrap_or(u16::MAX),
-    };
     HttpResponse {
         ktime_ns: raw.header.ktime_ns,
         goroutine: raw.header.goroutine,
         request: raw.request,
-        status,
-        response_bytes: raw.response.bytes,
-        writes: raw.response.writes,
+        status: u16::try_from(raw.status).unwrap_or(u16::MAX),
+        response_bytes: raw.bytes,
     }
 }
 
@@ -238,7 +233,7 @@ fn text(buf: &[u8], len: u32) -> (String, bool) {
 #[cfg(test)]
 mod tests {
     use profiler_common::http::{
-        Response, UserAgent, METHOD_CAP, PATH_CAP, QUERY_CAP, REMOTE_ADDR_CAP, USER_AGENT_CAP,
+        UserAgent, METHOD_CAP, PATH_CAP, QUERY_CAP, REMOTE_ADDR_CAP, USER_AGENT_CAP,
     };
 
     use super::*;
@@ -343,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn a_response_without_status_is_the_200_go_sends() {
+    fn a_response_carries_the_status_and_bytes_the_kernel_read() {
         let raw = HttpResponseEvent {
             header: EventHeader {
                 kind: kind::HTTP_RESPONSE,
@@ -354,18 +349,15 @@ mod tests {
                 goroutine: 9,
             },
             request: 0xc100,
-            response: Response {
-                status: 0,
-                bytes: 1234,
-                writes: 2,
-            },
+            status: 404,
+            bytes: 1234,
         };
         let Ok(Event::HttpResponse(r)) = decode(&bytes(&raw)) else {
             panic!()
         };
         assert_eq!(
-            (r.request, r.status, r.response_bytes, r.writes),
-            (0xc100, 200, 1234, 2)
+            (r.request, r.status, r.response_bytes),
+            (0xc100, 404, 1234)
         );
     }
 

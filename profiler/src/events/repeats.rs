@@ -68,7 +68,6 @@ mod tests {
             request,
             status: 200,
             response_bytes: 0,
-            writes: 0,
         })
     }
 

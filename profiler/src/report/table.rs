@@ -163,7 +163,6 @@ mod tests {
             latency_ms_p99: p50,
             in_flight: 0,
             watch_seconds: 0.0,
-            watch_events: 0,
         };
         let report = Report {
             by: vec!["user_agent", "verb"],

@@ -1,26 +1,12 @@
-//! Reading Go machine code: the RET instructions of a function, where apiprof attaches
-//! its "function returned" probes (a uretprobe rewrites the return address on the
-//! stack, and Go's stack moves then kill the process: "unexpected return pc"); the jump
-//! of its stack check, where entry probes cost the least; and the globals a function
-//! reads, for stripped binaries that name no variables.
+//! Reading Go machine code: the jump of a function's stack check, where entry probes
+//! cost the least; the CALLs of a function, where probes also cost little (never a
+//! uretprobe: it rewrites the return address on the stack, and Go's stack moves then
+//! kill the process, "unexpected return pc"); the globals a function reads, for
+//! stripped binaries that name no variables; and where an HTTP/2 server keeps what a
+//! handler wrote.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register};
-
-/// Addresses of every RET in `code`, the machine code of a function at `address`.
-/// Decoding stops at the first undecodable byte or INT3 padding after the last RET.
-pub fn ret_addresses(code: &[u8], address: u64) -> Vec<u64> {
-    let mut decoder = Decoder::with_ip(64, code, address, DecoderOptions::NONE);
-    let mut rets = Vec::new();
-    for instruction in &mut decoder {
-        if instruction.is_invalid() {
-            break;
-        }
-        if instruction.mnemonic() == Mnemonic::Ret {
-            rets.push(instruction.ip());
-        }
-    }
-    rets
-}
+use profiler_common::attach::WriterFields;
 
 /// The address of the `JBE` that ends the stack check a Go function (ABIInternal, g in
 /// R14) opens with: `CMP RSP, [R14+16]; JBE`, or for larger frames `LEA R12,
@@ -92,6 +78,56 @@ pub fn global_compared_with_one(code: &[u8], address: u64) -> Option<u64> {
     })
 }
 
+/// Where `responseWriterState` keeps `wroteHeader`, `status` and `wroteBytes`, from the
+/// code of the HTTP/2 server's `(*responseWriter).write` (net/http's bundled server,
+/// Go 1.27's internal one and golang.org/x/net's share its source):
+///
+/// ```text
+/// if !rws.wroteHeader { w.WriteHeader(200) }          CMP byte [rws+wroteHeader], 0
+/// if !bodyAllowedForStatus(rws.status) { ... }        MOV r, [rws+status]; LEA r2, [r-100]
+/// rws.wroteBytes += int64(len(dataB)) + ...           MOV [rws+wroteBytes], r (after it)
+/// ```
+pub fn writer_fields(code: &[u8], address: u64) -> Option<WriterFields> {
+    let instructions: Vec<Instruction> = Decoder::with_ip(64, code, address, DecoderOptions::NONE)
+        .into_iter()
+        .take_while(|i| !i.is_invalid())
+        .collect();
+    let displacement = |i: &Instruction| u16::try_from(i.memory_displacement64()).ok();
+    let wrote_header = instructions.iter().find(|i| {
+        i.mnemonic() == Mnemonic::Cmp
+            && i.op0_kind() == OpKind::Memory
+            && i.memory_size() == MemorySize::UInt8
+            && i.memory_base() != Register::RSP
+            && matches!(i.op1_kind(), OpKind::Immediate8)
+            && i.immediate(1) == 0
+    })?;
+    let (n, status) = instructions.windows(2).enumerate().find_map(|(n, pair)| {
+        let (load, lea) = (&pair[0], &pair[1]);
+        let status_load = load.mnemonic() == Mnemonic::Mov
+            && load.op0_kind() == OpKind::Register
+            && load.op1_kind() == OpKind::Memory
+            && load.memory_size() == MemorySize::UInt64
+            && load.memory_base() != Register::RSP
+            && load.memory_base() != Register::RIP;
+        let minus_100 = lea.mnemonic() == Mnemonic::Lea
+            && lea.memory_base() == load.op0_register()
+            && lea.memory_displacement64() as i64 == -100;
+        (status_load && minus_100).then_some((n, load))
+    })?;
+    let wrote_bytes = instructions[n..].iter().find(|i| {
+        i.mnemonic() == Mnemonic::Mov
+            && i.op0_kind() == OpKind::Memory
+            && i.memory_size() == MemorySize::UInt64
+            && i.memory_base() == status.memory_base()
+            && i.op1_kind() == OpKind::Register
+    })?;
+    Some(WriterFields {
+        status: displacement(status)?,
+        wrote_header: displacement(wrote_header)?,
+        wrote_bytes: displacement(wrote_bytes)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,17 +166,32 @@ mod tests {
     }
 
     #[test]
-    fn finds_every_ret_and_not_c3_bytes_inside_other_instructions() {
-        // mov eax, 0xc3; ret; cmp rax, 1; je +1; ret; int3 padding
+    fn finds_where_the_http2_writer_keeps_status_and_bytes() {
+        // golang.org/x/net/http2.(*responseWriter).write as in the apiserver fixture,
+        // from the load of rws to the wroteBytes store (the call to WriteHeader and
+        // the register reloads around it elided).
         let code = [
-            0xb8, 0xc3, 0x00, 0x00, 0x00, // mov eax, 0xc3
-            0xc3, // ret
-            0x48, 0x83, 0xf8, 0x01, // cmp rax, 1
-            0x74, 0x01, // je +1
-            0xc3, // ret
-            0xcc, 0xcc, // int3 padding
+            0x48, 0x8b, 0x00, // mov rax, [rax]
+            0x48, 0x85, 0xc0, // test rax, rax
+            0x0f, 0x84, 0x18, 0x01, 0x00, 0x00, // je
+            0x80, 0x78, 0x50, 0x00, // cmp byte [rax+0x50], 0
+            0x75, 0x00, // jne
+            0x48, 0x8b, 0x50, 0x48, // mov rdx, [rax+0x48]
+            0x4c, 0x8d, 0x52, 0x9c, // lea r10, [rdx-0x64]
+            0x49, 0x83, 0xfa, 0x63, // cmp r10, 0x63
+            0x49, 0x8d, 0x14, 0x39, // lea rdx, [r9+rdi]
+            0x48, 0x03, 0x50, 0x60, // add rdx, [rax+0x60]
+            0x48, 0x89, 0x50, 0x60, // mov [rax+0x60], rdx
         ];
-        assert_eq!(ret_addresses(&code, 0x1000), [0x1005, 0x100c]);
+        assert_eq!(
+            writer_fields(&code, 0x977b5c),
+            Some(WriterFields {
+                status: 0x48,
+                wrote_header: 0x50,
+                wrote_bytes: 0x60
+            })
+        );
+        assert_eq!(writer_fields(&code[..22], 0x977b5c), None);
     }
 
     #[test]

@@ -5,13 +5,13 @@
 //! kube-apiserver ≤ 1.36 built with Go ≤ 1.26 serves h2 with) and Go 1.27's own
 //! (`net/http/internal/http2`). The program is attached to every one the binary has.
 
-/// Where in a function a program runs.
+/// Where in a function a program runs. Only where the kernel emulates the probed
+/// instruction: a single-stepped probe costs ~20 µs a hit here, an emulated one ~1.3 µs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum At {
-    /// The first instruction: arguments are in registers.
+    /// The first instruction, or the jump of the stack check right after it:
+    /// arguments are in registers.
     Entry,
-    /// Every RET instruction: results are in registers (never a uretprobe).
-    Returns,
     /// Every CALL of the named function: its arguments are in registers, and the kernel
     /// emulates the call instead of single-stepping it.
     CallTo(&'static str),
@@ -31,11 +31,40 @@ pub struct Probe {
     /// What it contributes to reports; apiprof warns when no probe providing it could be
     /// attached (probes for other Go versions' functions provide the same).
     pub provides: &'static str,
+    /// The HTTP/2 server's `(*responseWriter).write`, whose code shows where the
+    /// server keeps what a handler wrote: the program's cookie
+    /// (`profiler_common::attach::WriterFields`).
+    pub writer_fields_from: Option<&'static str>,
 }
 
 const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
+const HIJACKED: &str = "net/http.(*conn).hijacked";
+const RECOVER: &str = "runtime.gorecover";
 
-/// Every probe apiprof attaches to a Go HTTP server.
+/// The end of an HTTP/2 request whose handler returned, in one of the three servers: the
+/// CALL of its `handlerDone` in its `runHandler`'s deferred function, and its `write`.
+const fn http2_handler_returned(
+    run_handler: &'static [&'static str],
+    handler_done: &'static str,
+    write: &'static str,
+) -> Probe {
+    Probe {
+        program: "http2_handler_returned",
+        functions: run_handler,
+        at: At::CallTo(handler_done),
+        provides: "HTTP/2 request ends",
+        required: false,
+        writer_fields_from: Some(write),
+    }
+}
+
+/// `runHandler`'s deferred function in each HTTP/2 server: net/http's bundled copy
+/// (Go ≤ 1.26), golang.org/x/net's (kube-apiserver ≤ 1.36) and Go 1.27's internal one.
+const BUNDLED_RUN_HANDLER: &str = "net/http.(*http2serverConn).runHandler.func1";
+const XNET_RUN_HANDLER: &str = "golang.org/x/net/http2.(*serverConn).runHandler.func1";
+const INTERNAL_RUN_HANDLER: &str = "net/http/internal/http2.(*serverConn).runHandler.func1";
+
+/// Every probe apiprof attaches to a Go HTTP server: two emulated hits per request.
 pub const HTTP: &[Probe] = &[
     Probe {
         program: "http_serve",
@@ -43,98 +72,70 @@ pub const HTTP: &[Probe] = &[
         at: At::Entry,
         provides: "requests",
         required: true,
+        writer_fields_from: None,
     },
     Probe {
-        program: "http_serve_return",
-        functions: &[SERVE_HTTP],
-        at: At::Returns,
-        provides: "request ends",
+        program: "http1_handler_returned",
+        functions: &["net/http.(*conn).serve"],
+        at: At::CallTo(HIJACKED),
+        provides: "HTTP/1 request ends",
         required: true,
+        writer_fields_from: None,
     },
     Probe {
-        program: "http_write_header",
-        functions: &[
-            "net/http.(*response).WriteHeader",
-            "net/http.(*http2responseWriter).WriteHeader",
-            "golang.org/x/net/http2.(*responseWriter).WriteHeader",
-            "net/http/internal/http2.(*responseWriter).WriteHeader",
-            // Go 1.27's net/http wraps that writer (a struct holding the pointer, passed
-            // in RAX) and inlines the call into the promoted method; first code wins, so
-            // seeing both is harmless.
-            "net/http.http2ResponseWriter.WriteHeader",
-        ],
-        at: At::Entry,
-        provides: "status codes",
-        required: true,
-    },
-    Probe {
-        program: "http_write",
-        functions: &[
-            "net/http.(*response).write",
-            "net/http.(*http2responseWriter).write",
-            "golang.org/x/net/http2.(*responseWriter).write",
-            "net/http/internal/http2.(*responseWriter).write",
-        ],
-        at: At::Entry,
-        provides: "response bytes",
-        required: true,
-    },
-    Probe {
-        program: "http1_header_line",
-        // `k, v, ok := bytes.Cut(kv, colon)`, once per header line: emulated, where the
-        // RETs of readContinuedLineSlice, which return the same line, are single-stepped.
-        functions: &["net/textproto.readMIMEHeader"],
-        at: At::CallTo("bytes.Cut"),
-        provides: "HTTP/1 user agents",
+        program: "http1_connection_ended",
+        functions: &["net/http.(*conn).serve.func1"],
+        at: At::CallTo(HIJACKED),
+        provides: "ends of HTTP/1 requests whose handler panicked",
         required: false,
+        writer_fields_from: None,
     },
+    http2_handler_returned(
+        &[BUNDLED_RUN_HANDLER],
+        "net/http.(*http2responseWriter).handlerDone",
+        "net/http.(*http2responseWriter).write",
+    ),
+    http2_handler_returned(
+        &[XNET_RUN_HANDLER],
+        "golang.org/x/net/http2.(*responseWriter).handlerDone",
+        "golang.org/x/net/http2.(*responseWriter).write",
+    ),
+    http2_handler_returned(
+        &[INTERNAL_RUN_HANDLER],
+        "net/http/internal/http2.(*responseWriter).handlerDone",
+        "net/http/internal/http2.(*responseWriter).write",
+    ),
     Probe {
-        program: "http2_headers",
-        functions: &[
-            "net/http.(*http2serverConn).processHeaders",
-            "golang.org/x/net/http2.(*serverConn).processHeaders",
-            "net/http/internal/http2.(*serverConn).processHeaders",
-        ],
-        at: At::Entry,
-        provides: "HTTP/2 user agents",
+        program: "http2_handler_panicked",
+        functions: &[BUNDLED_RUN_HANDLER, XNET_RUN_HANDLER, INTERNAL_RUN_HANDLER],
+        at: At::CallTo(RECOVER),
+        provides: "ends of HTTP/2 requests whose handler panicked",
         required: false,
-    },
-    Probe {
-        program: "http2_request_created",
-        functions: &[
-            "net/http.(*http2serverConn).newWriterAndRequest",
-            "golang.org/x/net/http2.(*serverConn).newWriterAndRequest",
-        ],
-        at: At::Returns,
-        provides: "HTTP/2 user agents",
-        required: false,
-    },
-    Probe {
-        program: "http2_server_request_created",
-        functions: &["net/http/internal/http2.(*serverConn).newWriterAndRequest"],
-        at: At::Returns,
-        provides: "HTTP/2 user agents",
-        required: false,
+        writer_fields_from: None,
     },
 ];
 
-/// Goroutine lineage: a goroutine a handler starts works for its request, so its
-/// allocations and CPU samples are the request's. Optional: without it (a Go whose
-/// `newproc` is shaped otherwise than 1.19–1.27's), what such goroutines do counts as
-/// background, and apiprof says so.
+/// Goroutine lineage at any depth: a goroutine a handler starts works for its request,
+/// and so do the ones it starts. Without it, lineage comes from `runtime.g.parentGoid`
+/// (Go 1.21+) when a sample is taken, at no cost per goroutine; apiprof attaches it
+/// for Go before 1.21, or when asked for deep lineage. Optional: without it on such a
+/// Go (a `newproc` shaped otherwise than 1.19–1.27's), what such goroutines do counts
+/// as background, and apiprof says so.
 pub const LINEAGE: &[Probe] = &[Probe {
     program: "go_newproc",
     functions: &["runtime.newproc.func1"],
     at: At::CallTo("runtime.runqput"),
     provides: "goroutine lineage (work of goroutines a handler starts counts as background)",
     required: false,
+    writer_fields_from: None,
 }];
 
-/// The runtime's memory-profile samples, attributed to requests through [`LINEAGE`].
+/// The runtime's memory-profile samples, attributed to requests through their goroutines.
 pub const ALLOC: &[Probe] = &[Probe {
     program: "go_alloc",
     functions: &["runtime.profilealloc"],
     at: At::Entry,
     provides: "allocation samples",
     required: true,
+    writer_fields_from: None,
 }];

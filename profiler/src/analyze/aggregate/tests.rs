@@ -37,14 +37,13 @@ pub(crate) fn request(
     }
 }
 
-fn response(at: u64, ptr: u64, status: u16, bytes: u64, writes: u64) -> HttpResponse {
+fn response(at: u64, ptr: u64, status: u16, bytes: u64) -> HttpResponse {
     HttpResponse {
         ktime_ns: at,
         goroutine: 2,
         request: ptr,
         status,
         response_bytes: bytes,
-        writes,
     }
 }
 
@@ -101,7 +100,7 @@ fn rows_group_by_client_verb_resource_and_rv_class_with_status_bytes_and_latency
     // The same *http.Request address is reused once the first request is done.
     let records = vec![
         start(request(0, 0xa, "ctl", "GET", PODS, "resourceVersion=0")),
-        end(response(2_000_000, 0xa, 200, 100, 1)),
+        end(response(2_000_000, 0xa, 200, 100)),
         start(request(
             10_000_000,
             0xa,
@@ -112,9 +111,9 @@ fn rows_group_by_client_verb_resource_and_rv_class_with_status_bytes_and_latency
         )),
         start(request(11_000_000, 0xb, "ctl", "GET", PODS, "")),
         start(request(12_000_000, 0xc, "ctl", "POST", PODS, "")),
-        end(response(13_000_000, 0xc, 201, 9, 1)),
-        end(response(14_000_000, 0xa, 200, 50, 1)),
-        end(response(15_000_000, 0xb, 200, 7, 1)),
+        end(response(13_000_000, 0xc, 201, 9)),
+        end(response(14_000_000, 0xa, 200, 50)),
+        end(response(15_000_000, 0xb, 200, 7)),
     ];
     let r = analyze(&header(), records, true, &DEFAULT_BY).report();
     let rows: Vec<_> = r
@@ -179,13 +178,13 @@ fn watches_are_reported_by_duration_and_events_and_open_ones_as_in_flight() {
             PODS,
             "watch=true&resourceVersion=5",
         )),
-        end(response(3_000_000_000, 0xa, 200, 4096, 12)),
+        end(response(3_000_000_000, 0xa, 200, 4096)),
     ];
     let r = analyze(&header(), records, false, &[Dimension::Verb]).report();
     let w = &r.requests[0];
     assert_eq!(
-        (w.count, w.in_flight, w.watch_events, w.watch_seconds),
-        (2, 1, 12, 3.0)
+        (w.count, w.in_flight, w.response_bytes, w.watch_seconds),
+        (2, 1, 4096, 3.0)
     );
     assert_eq!(
         (w.latency_ms_p50, w.dimensions["rv_class"].clone()),
@@ -224,7 +223,7 @@ fn samples_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_bac
         alloc(10, 0xa, 1000),
         cpu(10, 0xa, false),
         cpu(20, 0xa, true),
-        end(response(50, 0xa, 200, 1, 1)),
+        end(response(50, 0xa, 200, 1)),
         // After the first request ended, from a goroutine it started: still its own.
         alloc(60, 0xa, 24),
         cpu(60, 0xa, false),
@@ -235,7 +234,7 @@ fn samples_go_to_the_request_instance_their_goroutine_served_and_the_rest_to_bac
         cpu(130, 0, false),
         alloc(140, 0xdead, 8),
         cpu(140, 0xdead, false),
-        end(response(150, 0xa, 200, 1, 1)),
+        end(response(150, 0xa, 200, 1)),
     ];
     let r = analyze(&h, records, true, &[Dimension::UserAgent]).report();
     let rows: Vec<_> = r
@@ -288,10 +287,10 @@ fn rows_merged_into_a_coarser_grouping_equal_grouping_the_requests() {
     let records = || {
         vec![
             start(request(0, 0xa, "a", "GET", PODS, "")),
-            end(response(5, 0xa, 200, 10, 1)),
+            end(response(5, 0xa, 200, 10)),
             start(request(6, 0xb, "b", "GET", PODS, "resourceVersion=0")),
             start(request(7, 0xc, "b", "POST", PODS, "")),
-            end(response(9, 0xc, 201, 3, 1)),
+            end(response(9, 0xc, 201, 3)),
         ]
     };
     let fine = analyze(&header(), records(), true, &Dimension::ALL);

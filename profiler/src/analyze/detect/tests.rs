@@ -32,7 +32,6 @@ impl Feed {
             request: r.http.request,
             status: 200,
             response_bytes: 100,
-            writes: 1,
         };
         self.detectors.end(at + latency_ns, &r, &response);
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use profiler_common::offsets::GoOffsets;
+use profiler_common::offsets::{map_kind, GoOffsets};
 use serde::Deserialize;
 
 use crate::target::symbols::GoVersion;
@@ -46,45 +46,65 @@ struct Table {
 #[derive(Deserialize)]
 struct Entry {
     since: String,
-    offset: u64,
+    /// `None` from the version that no longer has the field.
+    offset: Option<u64>,
 }
 
 /// The offsets the HTTP probes need for a binary built with Go `version`.
 pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
     let table: Table =
         serde_json::from_str(TABLE).map_err(|source| OffsetsError::Malformed { source })?;
-    let field = |field: &'static str| -> Result<u64, OffsetsError> {
+    // The field's offset in this Go, or `None` when this Go has no such field.
+    let optional = |field: &'static str| -> Result<Option<u64>, OffsetsError> {
         let history = table
             .fields
             .get(field)
             .ok_or(OffsetsError::MissingField { field })?;
-        history
+        Ok(history
             .iter()
             .rfind(|e| since(&e.since) <= (version.major, version.minor))
-            .map(|e| e.offset)
-            .ok_or_else(|| OffsetsError::TooOld {
-                field,
-                version,
-                oldest: history.first().map(|e| e.since.clone()).unwrap_or_default(),
-            })
+            .and_then(|e| e.offset))
     };
+    let field = |field: &'static str| -> Result<u64, OffsetsError> {
+        optional(field)?.ok_or_else(|| OffsetsError::TooOld {
+            field,
+            version,
+            oldest: table.fields[field]
+                .first()
+                .map(|e| e.since.clone())
+                .unwrap_or_default(),
+        })
+    };
+    let swiss_dir_ptr = optional("internal/runtime/maps.Map.dirPtr")?;
     Ok(GoOffsets {
         request_method: field("net/http.Request.Method")?,
         request_url: field("net/http.Request.URL")?,
         request_proto_major: field("net/http.Request.ProtoMajor")?,
         request_proto_minor: field("net/http.Request.ProtoMinor")?,
+        request_header: field("net/http.Request.Header")?,
         request_remote_addr: field("net/http.Request.RemoteAddr")?,
         url_path: field("net/url.URL.Path")?,
         url_raw_query: field("net/url.URL.RawQuery")?,
-        // net/http's bundled HTTP/2 server; x/net's and Go 1.27's internal one share
-        // these layouts (MetaHeadersFrame and hpack.HeaderField are unchanged since 2016).
-        h2_meta_fields: field("net/http.http2MetaHeadersFrame.Fields")?,
-        h2_field_size: field("vendor/golang.org/x/net/http2/hpack.HeaderField.(size)")?,
-        h2_field_name: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Name")?,
-        h2_field_value: field("vendor/golang.org/x/net/http2/hpack.HeaderField.Value")?,
-        h2_server_request_url: field("net/http/internal/http2.ServerRequest.URL")?,
+        response_status: field("net/http.response.status")?,
+        response_wrote_header: field("net/http.response.wroteHeader")?,
+        response_written: field("net/http.response.written")?,
+        conn_hijacked: field("net/http.conn.hijackedv")?,
+        g_goid: field("runtime.g.goid")?,
+        g_parent_goid: optional("runtime.g.parentGoid")?.unwrap_or(0),
         g_m: field("runtime.g.m")?,
         m_curg: field("runtime.m.curg")?,
+        map_kind: if swiss_dir_ptr.is_some() {
+            map_kind::SWISS
+        } else {
+            map_kind::BUCKETS
+        },
+        hmap_flags: optional("runtime.hmap.flags")?.unwrap_or(0),
+        hmap_b: optional("runtime.hmap.B")?.unwrap_or(0),
+        hmap_buckets: optional("runtime.hmap.buckets")?.unwrap_or(0),
+        hmap_oldbuckets: optional("runtime.hmap.oldbuckets")?.unwrap_or(0),
+        swiss_dir_ptr: swiss_dir_ptr.unwrap_or(0),
+        swiss_dir_len: optional("internal/runtime/maps.Map.dirLen")?.unwrap_or(0),
+        swiss_table_groups: optional("internal/runtime/maps.table.groups")?.unwrap_or(0),
     })
 }
 
@@ -129,17 +149,14 @@ mod tests {
                 (56, raw_query),
                 "Go 1.{minor}"
             );
-            assert_eq!(
-                (
-                    o.h2_meta_fields,
-                    o.h2_field_size,
-                    o.h2_field_name,
-                    o.h2_field_value
-                ),
-                (8, 40, 0, 16)
-            );
+            assert_eq!(o.request_header, 56, "Go 1.{minor}");
         }
-        assert_eq!(for_version(go(27)).unwrap().h2_server_request_url, 64);
+        // Go 1.21 added parentGoid; Go 1.24 replaced bucket maps with swiss tables.
+        let (o19, o24) = (for_version(go(19)).unwrap(), for_version(go(24)).unwrap());
+        assert_eq!((o19.g_parent_goid, o19.map_kind), (0, map_kind::BUCKETS));
+        assert_eq!((o19.hmap_b, o19.hmap_buckets), (9, 16));
+        assert_eq!((o24.g_parent_goid, o24.map_kind), (280, map_kind::SWISS));
+        assert_eq!((o24.hmap_buckets, o24.swiss_dir_ptr, o24.swiss_dir_len), (0, 16, 24));
     }
 
     #[test]
