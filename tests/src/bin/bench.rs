@@ -74,15 +74,12 @@ async fn main() {
 
 /// apiprof's kernel programs, by their function names in profiler-ebpf (the kernel keeps
 /// the first 15 characters).
-const PROGRAMS: [&str; 11] = [
+const PROGRAMS: [&str; 8] = [
     "http_serve",
-    "http_serve_return",
-    "http_write_header",
-    "http_write",
-    "http1_header_line",
-    "http2_headers",
-    "http2_request_created",
-    "http2_server_request_created",
+    "http1_handler_returned",
+    "http1_connection_ended",
+    "http2_handler_returned",
+    "http2_handler_panicked",
     "go_newproc",
     "go_alloc",
     "cpu_sample",
