@@ -1,6 +1,6 @@
 //! Events of the Go heap allocation probes.
 
-use crate::event::EventHeader;
+use crate::event::{EventHeader, Lineage};
 
 /// User stack frames kept per sample (return addresses, innermost first).
 pub const STACK_DEPTH: usize = 64;
@@ -13,9 +13,8 @@ pub const STACK_DEPTH: usize = 64;
 pub struct AllocEvent {
     /// Common header; `kind` is [`crate::event::kind::ALLOC`].
     pub header: EventHeader,
-    /// The `*http.Request` the allocating goroutine works for (its own, or its creator's
-    /// when a handler started it); 0 outside any request.
-    pub request: u64,
+    /// The allocating goroutine, by id.
+    pub lineage: Lineage,
     /// The allocated object's address: a sample repeated by a uprobe re-run (a signal
     /// during the probe's single-step restarts the instruction) has the same one.
     pub address: u64,
@@ -27,7 +26,7 @@ pub struct AllocEvent {
     pub stack: [u64; STACK_DEPTH],
 }
 
-const _: () = assert!(core::mem::size_of::<AllocEvent>() == 32 + 4 * 8 + STACK_DEPTH * 8);
+const _: () = assert!(core::mem::size_of::<AllocEvent>() == 32 + 5 * 8 + STACK_DEPTH * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

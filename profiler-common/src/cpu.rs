@@ -1,6 +1,9 @@
 //! Events of the on-CPU sampler.
 
-use crate::{alloc::STACK_DEPTH, event::EventHeader};
+use crate::{
+    alloc::STACK_DEPTH,
+    event::{EventHeader, Lineage},
+};
 
 /// [`CpuEvent::mode`]: the sample interrupted user code.
 pub const MODE_USER: u64 = 0;
@@ -18,8 +21,8 @@ pub struct CpuEvent {
     /// thread's current user goroutine (`m.curg`, as Go's own profiler takes it), or the
     /// `g` in R14 when the thread runs none (scheduler, GC workers on `g0`).
     pub header: EventHeader,
-    /// The `*http.Request` that goroutine works for; 0 outside any request.
-    pub request: u64,
+    /// That goroutine, by id.
+    pub lineage: Lineage,
     /// [`MODE_USER`] or [`MODE_KERNEL`].
     pub mode: u64,
     /// Valid entries of `stack`.
@@ -28,7 +31,7 @@ pub struct CpuEvent {
     pub stack: [u64; STACK_DEPTH],
 }
 
-const _: () = assert!(core::mem::size_of::<CpuEvent>() == 32 + 3 * 8 + STACK_DEPTH * 8);
+const _: () = assert!(core::mem::size_of::<CpuEvent>() == 32 + 4 * 8 + STACK_DEPTH * 8);
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

@@ -10,7 +10,35 @@ pub mod kind {
     pub const ALLOC: u32 = 3;
     /// A [`crate::cpu::CpuEvent`]: the sampling clock found the process on CPU.
     pub const CPU: u32 = 4;
+    /// A [`GoroutineEvent`]: a goroutine started another (only with deep lineage).
+    pub const GOROUTINE: u32 = 5;
 }
+
+/// Which goroutine a sample was taken on, by id, for userspace to find the request it
+/// works for: the one it serves, or its parent's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// `runtime.g.goid`; 0 when unreadable.
+    pub goid: u64,
+    /// `runtime.g.parentGoid` (Go 1.21+); 0 when the runtime has none.
+    pub parent_goid: u64,
+}
+
+/// A goroutine started another (`runtime.newproc`): the probe that sees it is attached
+/// only for deep lineage.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct GoroutineEvent {
+    /// Common header; `kind` is [`kind::GOROUTINE`], its goroutine the creator.
+    pub header: EventHeader,
+    /// The creator's `goid`.
+    pub creator_goid: u64,
+    /// The new goroutine's `goid`.
+    pub child_goid: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GoroutineEvent>() == 32 + 16);
 
 /// First field of every event written to the ring buffer: the decoder reads it before
 /// anything else to learn which event type follows, so it must stay first.
@@ -36,6 +64,10 @@ const _: () = assert!(core::mem::size_of::<EventHeader>() == 32);
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.
 unsafe impl aya::Pod for EventHeader {}
+
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for GoroutineEvent {}
 
 /// Ring-buffer wake-up policy: the kernel wakes the reader only once this many bytes
 /// are waiting; userspace also drains on a timer. Per-event wake-ups cost a traced Go

@@ -28,6 +28,8 @@ pub struct HttpRequestEvent {
     pub request: u64,
     /// The `http.ResponseWriter`'s data pointer (`*response` or `*http2responseWriter`).
     pub response_writer: u64,
+    /// The serving goroutine's `goid`: goroutines it starts name it as their parent.
+    pub goid: u64,
     /// `http.Request.ProtoMajor`.
     pub proto_major: u64,
     /// `http.Request.ProtoMinor`.
@@ -59,7 +61,7 @@ pub struct HttpRequestEvent {
 const _: () = assert!(
     core::mem::size_of::<HttpRequestEvent>()
         == 32
-            + 4 * 8
+            + 5 * 8
             + 5 * 4
             + core::mem::size_of::<UserAgent>()
             + METHOD_CAP
@@ -69,14 +71,13 @@ const _: () = assert!(
 );
 
 /// The server finished serving a request: its handler returned, panicked or took over
-/// the connection.
+/// the connection. It is the request the same goroutine started last (userspace joins
+/// them); an HTTP/1 connection that ends with no request in flight reports one too.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HttpResponseEvent {
     /// Common header; `kind` is [`crate::event::kind::HTTP_RESPONSE`].
     pub header: EventHeader,
-    /// The `*http.Request` of the matching [`HttpRequestEvent`].
-    pub request: u64,
     /// The status code the response carries (200 when the handler wrote none, as Go
     /// then sends); 0 when there is no complete response: the handler panicked (Go
     /// resets the stream or closes the connection) or hijacked the connection without
@@ -86,7 +87,7 @@ pub struct HttpResponseEvent {
     pub bytes: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<HttpResponseEvent>() == 32 + 3 * 8);
+const _: () = assert!(core::mem::size_of::<HttpResponseEvent>() == 32 + 2 * 8);
 
 /// A User-Agent value: `len` true bytes, the first `min(len, USER_AGENT_CAP)` kept.
 /// Length 0: the request had none (or it was not seen).
@@ -100,19 +101,6 @@ pub struct UserAgent {
 }
 
 const _: () = assert!(core::mem::size_of::<UserAgent>() == 4 + USER_AGENT_CAP);
-
-/// What a goroutine works for, by its goroutine id: the request it serves (with the
-/// response writer it serves it with), or the request of the goroutine that started it
-/// (`response_writer` 0).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct WorksFor {
-    /// The `*http.Request`.
-    pub request: u64,
-    /// The response writer's data pointer when this goroutine serves the request; 0
-    /// when it was started while serving it.
-    pub response_writer: u64,
-}
 
 #[cfg(feature = "user")]
 mod pod {

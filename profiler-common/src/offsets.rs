@@ -12,6 +12,17 @@ pub mod map_kind {
     pub const SWISS: u64 = 2;
 }
 
+/// Bytes of `http.Request` the start probe copies in one read: every field it reads
+/// (`Method` to `Header`, and `RemoteAddr`) lies within them.
+pub const REQUEST_WINDOW: usize = 192;
+/// Bytes of `url.URL` copied in one read (`Path` and `RawQuery` lie within them).
+pub const URL_WINDOW: usize = 112;
+/// Bytes of net/http's `response` copied in one read (`wroteHeader`, `written`,
+/// `status`).
+pub const RESPONSE_WINDOW: usize = 144;
+/// Bytes of an HTTP/2 `responseWriterState` copied in one read, from its `status`.
+pub const WRITER_STATE_WINDOW: usize = 32;
+
 /// Byte offsets of the Go fields the probes read.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +51,8 @@ pub struct GoOffsets {
     pub response_written: u64,
     /// `net/http.conn.hijackedv` (bool).
     pub conn_hijacked: u64,
+    /// The `*response` pointer inside `net/http.conn.curReq` (an atomic field).
+    pub conn_cur_req: u64,
     /// `runtime.g.goid` (uint64).
     pub g_goid: u64,
     /// `runtime.g.parentGoid` (uint64, Go 1.21+); 0: the runtime has none.
@@ -68,7 +81,38 @@ pub struct GoOffsets {
     pub swiss_table_groups: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 24 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 25 * 8);
+
+impl GoOffsets {
+    /// All zero: what the kernel programs are compiled with, before userspace sets them.
+    pub const ZERO: Self = Self {
+        request_method: 0,
+        request_url: 0,
+        request_proto_major: 0,
+        request_proto_minor: 0,
+        request_header: 0,
+        request_remote_addr: 0,
+        url_path: 0,
+        url_raw_query: 0,
+        response_status: 0,
+        response_wrote_header: 0,
+        response_written: 0,
+        conn_hijacked: 0,
+        conn_cur_req: 0,
+        g_goid: 0,
+        g_parent_goid: 0,
+        g_m: 0,
+        m_curg: 0,
+        map_kind: 0,
+        hmap_flags: 0,
+        hmap_b: 0,
+        hmap_buckets: 0,
+        hmap_oldbuckets: 0,
+        swiss_dir_ptr: 0,
+        swiss_dir_len: 0,
+        swiss_table_groups: 0,
+    };
+}
 
 #[cfg(feature = "user")]
 // SAFETY: plain old data, no padding, every bit pattern valid.

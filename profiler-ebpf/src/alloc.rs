@@ -1,5 +1,5 @@
-//! Go heap allocation samples, attributed to the request the allocating goroutine works
-//! for. Only the runtime's own memory-profile samples are probed (one per
+//! Go heap allocation samples, with the goroutine that allocated (userspace finds its
+//! request). Only the runtime's own memory-profile samples are probed (one per
 //! `runtime.MemProfileRate` bytes on average), never every `mallocgc`.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
@@ -18,10 +18,6 @@ pub fn go_alloc(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
         return 0;
     }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
-        return 0;
-    };
     let goroutine = go::goroutine(&ctx);
     let Some(mut entry) = EVENTS.reserve::<AllocEvent>(0) else {
         count_dropped();
@@ -30,8 +26,8 @@ pub fn go_alloc(ctx: ProbeContext) -> u32 {
     // SAFETY: reserved ring-buffer memory large enough for the event; every field the
     // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
-    event.header = header(kind::ALLOC, pid_tgid, goroutine);
-    event.request = go::request_of(goroutine, &offsets);
+    event.header = header(kind::ALLOC, bpf_get_current_pid_tgid(), goroutine);
+    event.lineage = go::lineage(goroutine, &offsets());
     event.address = go::arg(&ctx, 1);
     event.size = go::arg(&ctx, 2);
     event.stack_len = go::user_stack(&ctx, &mut event.stack);

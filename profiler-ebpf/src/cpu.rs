@@ -1,6 +1,6 @@
 //! On-CPU samples: a software CPU-clock perf event on every CPU runs this program once per
-//! sampling period; samples of observed processes go to userspace with the goroutine on
-//! CPU, the request it works for and its user stack.
+//! sampling period; samples of the observed process go to userspace with the goroutine
+//! on CPU and its user stack.
 
 use aya_ebpf::{
     bindings::pt_regs,
@@ -19,16 +19,17 @@ use profiler_common::{
 use crate::{
     go,
     http::{header, wakeup_flags},
-    maps::{count_dropped, offsets, EVENTS},
+    maps::{count_dropped, offsets, tgid, EVENTS},
 };
 
 /// The sampling clock fired on some CPU. Threads of unobserved processes are ignored.
 #[perf_event]
 pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
+    if (pid_tgid >> 32) as u32 != tgid() {
         return 0;
-    };
+    }
+    let offsets = offsets();
     // SAFETY: the kernel hands the program its bpf_perf_event_data.
     let regs = unsafe { &(*ctx.ctx).regs };
     // The privilege level of the interrupted code is in the low bits of CS.
@@ -46,7 +47,7 @@ pub fn cpu_sample(ctx: PerfEventContext) -> u32 {
     // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     event.header = header(kind::CPU, pid_tgid, goroutine);
-    event.request = go::request_of(goroutine, &offsets);
+    event.lineage = go::lineage(goroutine, &offsets);
     event.mode = mode;
     event.stack_len = go::user_stack(&ctx, &mut event.stack);
     entry.submit(wakeup_flags());

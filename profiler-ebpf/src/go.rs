@@ -11,10 +11,10 @@ use aya_ebpf::{
     EbpfContext,
 };
 use profiler_common::{
-    alloc::STACK_DEPTH, attach::AT_STACK_CHECK, http::WorksFor, offsets::GoOffsets,
+    alloc::STACK_DEPTH, attach::AT_STACK_CHECK, event::Lineage, offsets::GoOffsets,
 };
 
-use crate::maps::WORKS_FOR;
+use crate::{header_map::SLOTS_BYTES, maps::scratch};
 
 /// Carry and zero flags of RFLAGS: `JBE` jumps when either is set.
 const CF_OR_ZF: u64 = 1 | 1 << 6;
@@ -64,38 +64,39 @@ pub fn current_user_goroutine(g: u64, offsets: &GoOffsets) -> u64 {
         .unwrap_or(g)
 }
 
-/// The `*http.Request` the goroutine `g` works for, or 0: the one it serves, or the
-/// one its parent (`g.parentGoid`, Go 1.21+) worked for when it started it. A goroutine
-/// found through its parent is remembered, so that the goroutines it starts are found
-/// through it in turn (deeper lineage needs the `go_newproc` probe, which Go before
-/// 1.21 always uses).
-pub fn request_of(g: u64, offsets: &GoOffsets) -> u64 {
-    let Ok(goid) = read_u64(g + offsets.g_goid) else {
-        return 0;
-    };
-    // SAFETY: values are copied out.
-    if let Some(works_for) = unsafe { WORKS_FOR.get(goid) } {
-        return works_for.request;
-    }
-    if offsets.g_parent_goid == 0 {
-        return 0;
-    }
-    let Ok(parent) = read_u64(g + offsets.g_parent_goid) else {
-        return 0;
-    };
-    // SAFETY: as above.
-    let Some(request) = (unsafe { WORKS_FOR.get(parent) }).map(|w| w.request) else {
-        return 0;
-    };
-    let _ = WORKS_FOR.insert(
-        goid,
-        WorksFor {
-            request,
-            response_writer: 0,
+/// The goroutine `g` by id, with its parent's id (Go 1.21+), for userspace to find the
+/// request it works for.
+pub fn lineage(g: u64, offsets: &GoOffsets) -> Lineage {
+    Lineage {
+        goid: read_u64(g + offsets.g_goid).unwrap_or(0),
+        parent_goid: if offsets.g_parent_goid == 0 {
+            0
+        } else {
+            read_u64(g + offsets.g_parent_goid).unwrap_or(0)
         },
-        0,
-    );
-    request
+    }
+}
+
+/// Copies `len` bytes (at most the scratch buffer's) at `addr` into the per-CPU scratch
+/// buffer, for [`field`] to pick from: one read for several fields of a struct.
+pub fn window(addr: u64, len: usize) -> Result<&'static [u8; SLOTS_BYTES], i64> {
+    let buf = scratch().ok_or(-1i64)?;
+    read_bytes(addr, len as u64, &mut buf[..])?;
+    Ok(buf)
+}
+
+/// The 8-byte little-endian word at `at` in `buf` (0 when out of range, which userspace
+/// rules out before loading).
+pub fn field(buf: &[u8; SLOTS_BYTES], at: u64) -> u64 {
+    word(buf, at as usize).unwrap_or(0)
+}
+
+/// The 8-byte little-endian word at `at` in `buf`.
+pub fn word<const N: usize>(buf: &[u8; N], at: usize) -> Option<u64> {
+    let bytes = buf.get(at..at + 8)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(word))
 }
 
 /// Reads a user-space `u64` (a Go pointer or int) at `addr`.
@@ -107,7 +108,21 @@ pub fn read_u64(addr: u64) -> Result<u64, i64> {
 /// Copies the Go string whose header (pointer, length) is at `addr` into `dst`, as many
 /// bytes as fit, and returns its true length.
 pub fn read_string(addr: u64, dst: &mut [u8]) -> Result<u32, i64> {
-    read_bytes(read_u64(addr)?, read_u64(addr + 8)?, dst)
+    let mut header = [0u8; 16];
+    read_bytes(addr, 16, &mut header)?;
+    string(&header, 0, dst)
+}
+
+/// Copies the Go string whose header is at `at` in `buf` (a copy of a struct) into
+/// `dst`, as many bytes as fit, and returns its true length.
+pub fn string<const N: usize>(buf: &[u8; N], at: usize, dst: &mut [u8]) -> Result<u32, i64> {
+    let (Some(data), Some(len)) = (word(buf, at), word(buf, at + 8)) else {
+        return Err(-1);
+    };
+    if len == 0 {
+        return Ok(0);
+    }
+    read_bytes(data, len, dst)
 }
 
 /// Copies as many of the `len` bytes at `data` as fit into `dst`; returns `len`

@@ -10,7 +10,7 @@ use profiler_common::{
     offsets::{map_kind, GoOffsets},
 };
 
-use crate::{go, maps::MAP_SCRATCH};
+use crate::{go, maps::scratch};
 
 /// The canonical key (`textproto.CanonicalMIMEHeaderKey`), as both servers store it.
 const KEY: &[u8; 10] = b"User-Agent";
@@ -44,54 +44,57 @@ const MAX_GROUPS: u64 = 8;
 
 /// Room for either.
 pub const SLOTS_BYTES: usize = BUCKET_BYTES;
+/// Bytes of a map header or table copied in one read (the fields read lie within them).
+const MAP_WINDOW: usize = 48;
 
 /// Copies the first `User-Agent` value of the `http.Header` at `header` (the map
-/// pointer) into `ua`; leaves `ua.len` 0 when there is none.
+/// pointer) into `ua`; leaves `ua.len` 0 when there is none. Uses the scratch buffer.
 pub fn user_agent(header: u64, offsets: &GoOffsets, ua: &mut UserAgent) {
     ua.len = 0;
     if header == 0 {
         return;
     }
-    let value = match offsets.map_kind {
+    let values = match offsets.map_kind {
         map_kind::SWISS => swiss(header, offsets),
         map_kind::BUCKETS => buckets(header, offsets),
         _ => None,
     };
     // The []string's first element is the string header of the first value.
-    let Some(value) = value else { return };
-    let (Ok(values), Ok(count)) = (go::read_u64(value), go::read_u64(value + 8)) else {
-        return;
-    };
-    if count == 0 {
-        return;
-    }
-    if let Ok(len) = go::read_string(values, &mut ua.bytes) {
-        ua.len = len;
+    if let Some(values) = values {
+        if let Ok(len) = go::read_string(values, &mut ua.bytes) {
+            ua.len = len;
+        }
     }
 }
 
 /// Go 1.24+: `internal/runtime/maps.Map`. With `dirLen` 0, `dirPtr` is one group;
 /// otherwise it is a directory of `dirLen` table pointers.
 fn swiss(map: u64, offsets: &GoOffsets) -> Option<u64> {
-    let dir = go::read_u64(map + offsets.swiss_dir_ptr).ok()?;
-    let dir_len = go::read_u64(map + offsets.swiss_dir_len).ok()?;
+    let buf = go::window(map, MAP_WINDOW).ok()?;
+    let (dir, dir_len) = (
+        go::field(buf, offsets.swiss_dir_ptr),
+        go::field(buf, offsets.swiss_dir_len),
+    );
     if dir == 0 {
         return None;
     }
     if dir_len == 0 {
-        return scan::<true>(dir);
+        return scan::<true>(dir).ok()?;
     }
     if dir_len > 1 {
         return None;
     }
     let table = go::read_u64(dir).ok()?;
-    let groups = go::read_u64(table + offsets.swiss_table_groups).ok()?;
-    let mask = go::read_u64(table + offsets.swiss_table_groups + 8).ok()?;
+    let buf = go::window(table, MAP_WINDOW).ok()?;
+    let (groups, mask) = (
+        go::field(buf, offsets.swiss_table_groups),
+        go::field(buf, offsets.swiss_table_groups + 8),
+    );
     for g in 0..MAX_GROUPS {
         if g > mask {
             break;
         }
-        if let Some(value) = scan::<true>(groups + g * GROUP_BYTES as u64) {
+        if let Some(value) = scan::<true>(groups + g * GROUP_BYTES as u64).ok()? {
             return Some(value);
         }
     }
@@ -101,18 +104,18 @@ fn swiss(map: u64, offsets: &GoOffsets) -> Option<u64> {
 /// Go 1.19–1.23: `runtime.hmap`, 2^B buckets with overflow chains, and while the map
 /// grows, old buckets whose slots are not yet evacuated.
 fn buckets(map: u64, offsets: &GoOffsets) -> Option<u64> {
-    let mut b = [0u8; 1];
-    go::read_bytes(map + offsets.hmap_b, 1, &mut b).ok()?;
-    let mut flags = [0u8; 1];
-    go::read_bytes(map + offsets.hmap_flags, 1, &mut flags).ok()?;
-    let b = b[0];
+    let buf = go::window(map, MAP_WINDOW).ok()?;
+    let b = go::field(buf, offsets.hmap_b) as u8;
+    let flags = go::field(buf, offsets.hmap_flags) as u8;
     if b > MAX_B {
         return None;
     }
-    let new = go::read_u64(map + offsets.hmap_buckets).ok()?;
-    let old = go::read_u64(map + offsets.hmap_oldbuckets).ok()?;
+    let (new, old) = (
+        go::field(buf, offsets.hmap_buckets),
+        go::field(buf, offsets.hmap_oldbuckets),
+    );
     let count = 1u64 << b;
-    let old_count = if flags[0] & SAME_SIZE_GROW != 0 { count } else { count / 2 };
+    let old_count = if flags & SAME_SIZE_GROW != 0 { count } else { count / 2 };
     // Bucket indexes run over the new buckets, then the old ones.
     let mut index = 0u64;
     let mut bucket = new;
@@ -127,26 +130,24 @@ fn buckets(map: u64, offsets: &GoOffsets) -> Option<u64> {
                 return None;
             };
         }
-        if let Some(value) = scan::<false>(bucket) {
+        if let Some(value) = scan::<false>(bucket).ok()? {
             return Some(value);
         }
-        // The overflow bucket, or 0 to move on to the next index.
-        bucket = go::read_u64(bucket + (BUCKET_BYTES - 8) as u64).unwrap_or(0);
+        // The overflow bucket (its address ends the copy `scan` left in the scratch
+        // buffer), or 0 to move on to the next index.
+        bucket = go::field(scratch()?, (BUCKET_BYTES - 8) as u64);
     }
     None
 }
 
-/// The address of the value whose key is [`KEY`] in the bucket (top hashes, keys,
-/// values) or, `SWISS`, the group (control word, key-value slots) at `at`. The slots are
+/// The first value's address of the `[]string` whose key is [`KEY`] in the bucket (top
+/// hashes, keys, values) or, `SWISS`, the group (control word, key-value slots) at
+/// `at`, copied into the scratch buffer (where it stays). The slots are
 /// examined by `bpf_loop`, whose callback the verifier checks once, not once per slot
 /// of every bucket.
-fn scan<const SWISS: bool>(at: u64) -> Option<u64> {
-    let buf = MAP_SCRATCH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU slot; a BPF program runs to completion on its CPU.
-    let buf = unsafe { &mut *buf };
-    let bytes = if SWISS { GROUP_BYTES } else { BUCKET_BYTES };
-    go::read_bytes(at, bytes as u64, &mut buf[..]).ok()?;
-    let mut search = Search { at, found: 0 };
+fn scan<const SWISS: bool>(at: u64) -> Result<Option<u64>, i64> {
+    go::window(at, if SWISS { GROUP_BYTES } else { BUCKET_BYTES })?;
+    let mut search = Search { found: 0 };
     let callback: extern "C" fn(u64, *mut c_void) -> i64 = if SWISS {
         slot::<true>
     } else {
@@ -162,30 +163,28 @@ fn scan<const SWISS: bool>(at: u64) -> Option<u64> {
             0,
         );
     }
-    (search.found != 0).then_some(search.found)
+    Ok((search.found != 0).then_some(search.found))
 }
 
-/// What [`slot`] looks at and what it found.
+/// What [`slot`] found.
 #[repr(C)]
 struct Search {
-    /// The bucket's or group's address (its copy is in `MAP_SCRATCH`).
-    at: u64,
-    /// The address of the User-Agent value; 0 until found.
+    /// The data pointer of the User-Agent's `[]string`; 0 until found.
     found: u64,
 }
 
-/// `bpf_loop` callback: whether slot `i` of the bucket or group in `MAP_SCRATCH` holds
-/// the User-Agent (then it stops the loop: 1).
+/// `bpf_loop` callback: whether slot `i` of the bucket or group in the scratch buffer
+/// holds the User-Agent (then it stops the loop: 1).
 extern "C" fn slot<const SWISS: bool>(i: u64, search: *mut c_void) -> i64 {
     let i = i as usize;
     if i >= SLOTS {
         return 1;
     }
-    let Some(buf) = MAP_SCRATCH.get_ptr(0) else {
+    let Some(buf) = scratch() else {
         return 1;
     };
-    // SAFETY: per-CPU slot filled by `scan` before the loop; the context is its `Search`.
-    let (buf, search) = unsafe { (&*buf, &mut *search.cast::<Search>()) };
+    // SAFETY: the context is `scan`'s `Search`.
+    let search = unsafe { &mut *search.cast::<Search>() };
     let (full, key, value) = if SWISS {
         let slot = 8 + i * (KEY_BYTES + ELEM_BYTES);
         (buf[i] & 0x80 == 0, slot, slot + KEY_BYTES)
@@ -197,38 +196,52 @@ extern "C" fn slot<const SWISS: bool>(i: u64, search: *mut c_void) -> i64 {
         )
     };
     if full && key_is_user_agent(buf, key) {
-        search.found = search.at + value as u64;
+        // A []string of at least one value.
+        if go::word(buf, value + 8).is_some_and(|n| n > 0) {
+            search.found = go::word(buf, value).unwrap_or(0);
+        }
         return 1;
     }
     0
 }
 
+/// Where the last key found to be [`KEY`] keeps its bytes. Both servers intern the
+/// canonical names of common headers (`textproto`'s and HTTP/2's tables), so every
+/// request's key points there and one comparison of pointers replaces a read.
+#[unsafe(no_mangle)]
+static mut KEY_DATA: u64 = 0;
+
 /// Whether the Go string header at `buf[at..]` is [`KEY`]: compared as two words, so
 /// that the verifier follows two branches, not ten.
 fn key_is_user_agent(buf: &[u8; SLOTS_BYTES], at: usize) -> bool {
-    let (Some(data), Some(len)) = (word(buf, at), word(buf, at + 8)) else {
+    let (Some(data), Some(len)) = (go::word(buf, at), go::word(buf, at + 8)) else {
         return false;
     };
     if len != KEY.len() as u64 {
         return false;
     }
+    // SAFETY: an aligned u64 global; a torn read is impossible and a stale one only
+    // costs the read below.
+    let known = unsafe { core::ptr::read_volatile(&raw const KEY_DATA) };
+    if data == known {
+        return true;
+    }
     let mut key = [0u8; 16];
     if go::read_bytes(data, len, &mut key).is_err() {
         return false;
     }
-    let (Some(head), Some(tail)) = (word(&key, 0), word(&key, 8)) else {
+    let (Some(head), Some(tail)) = (go::word(&key, 0), go::word(&key, 8)) else {
         return false;
     };
-    head == HEAD && tail & 0xffff == TAIL
+    let found = head == HEAD && tail & 0xffff == TAIL;
+    if found {
+        // SAFETY: as above.
+        unsafe { core::ptr::write_volatile(&raw mut KEY_DATA, data) };
+    }
+    found
 }
 
 /// [`KEY`] as a little-endian word and the 2 bytes after it.
 const HEAD: u64 = u64::from_le_bytes(*b"User-Age");
 const TAIL: u64 = u16::from_le_bytes(*b"nt") as u64;
 
-fn word<const N: usize>(buf: &[u8; N], at: usize) -> Option<u64> {
-    let bytes = buf.get(at..at + 8)?;
-    let mut word = [0u8; 8];
-    word.copy_from_slice(bytes);
-    Some(u64::from_le_bytes(word))
-}

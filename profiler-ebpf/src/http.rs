@@ -13,13 +13,13 @@ use aya_ebpf::{
 use profiler_common::{
     attach::WriterFields,
     event::{kind, EventHeader, RINGBUF_WAKEUP_BYTES},
-    http::{HttpRequestEvent, HttpResponseEvent, WorksFor},
-    offsets::GoOffsets,
+    http::{HttpRequestEvent, HttpResponseEvent},
+    offsets::{GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW, WRITER_STATE_WINDOW},
 };
 
 use crate::{
     go, header_map,
-    maps::{count_dropped, offsets, EVENTS, WORKS_FOR},
+    maps::{count_dropped, offsets, EVENTS},
 };
 
 /// `func (sh serverHandler) ServeHTTP(rw ResponseWriter, req *Request)` in `net/http`,
@@ -40,22 +40,9 @@ pub fn http_serve(ctx: ProbeContext) -> u32 {
 
 fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
-        return Ok(());
-    };
+    let offsets = offsets();
     let goroutine = go::goroutine(ctx);
     let request = go::arg(ctx, 3);
-    let response_writer = go::arg(ctx, 2);
-    let goid = go::read_u64(goroutine + offsets.g_goid)?;
-    WORKS_FOR.insert(
-        goid,
-        WorksFor {
-            request,
-            response_writer,
-        },
-        0,
-    )?;
-
     let Some(mut entry) = EVENTS.reserve::<HttpRequestEvent>(0) else {
         count_dropped();
         return Ok(());
@@ -65,7 +52,8 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     let event = unsafe { &mut *entry.as_mut_ptr() };
     event.header = header(kind::HTTP_REQUEST, pid_tgid, goroutine);
     event.request = request;
-    event.response_writer = response_writer;
+    event.response_writer = go::arg(ctx, 2);
+    event.goid = go::read_u64(goroutine + offsets.g_goid).unwrap_or(0);
     if let Err(e) = fill_request(event, request, &offsets) {
         // A request we cannot read is not one we can attribute: count it as dropped so
         // the loss stays visible.
@@ -77,29 +65,34 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     Ok(())
 }
 
+/// Copies the request line, the peer's address and the User-Agent: the `Request` and
+/// its `URL` in one read each, then the strings they point to.
 fn fill_request(event: &mut HttpRequestEvent, request: u64, offsets: &GoOffsets) -> Result<(), i64> {
-    event.method_len = go::read_string(request + offsets.request_method, &mut event.method)?;
-    event.proto_major = go::read_u64(request + offsets.request_proto_major)?;
-    event.proto_minor = go::read_u64(request + offsets.request_proto_minor)?;
-    let url = go::read_u64(request + offsets.request_url)?;
-    event.path_len = go::read_string(url + offsets.url_path, &mut event.path)?;
-    event.query_len = go::read_string(url + offsets.url_raw_query, &mut event.query)?;
+    let fields = go::window(request, REQUEST_WINDOW)?;
+    event.proto_major = go::field(fields, offsets.request_proto_major);
+    event.proto_minor = go::field(fields, offsets.request_proto_minor);
+    let url = go::field(fields, offsets.request_url);
+    let headers = go::field(fields, offsets.request_header);
+    event.method_len = go::string(fields, offsets.request_method as usize, &mut event.method)?;
     // The connection's peer as the server wrote it ("IP:port", "[IPv6]:port") before any
     // handler ran, so no middleware has rewritten it yet. Only the address string.
-    event.remote_addr_len = go::read_string(
-        request + offsets.request_remote_addr,
+    event.remote_addr_len = go::string(
+        fields,
+        offsets.request_remote_addr as usize,
         &mut event.remote_addr,
     )?;
     event._pad = 0;
-    let headers = go::read_u64(request + offsets.request_header)?;
+    let fields = go::window(url, URL_WINDOW)?;
+    event.path_len = go::string(fields, offsets.url_path as usize, &mut event.path)?;
+    event.query_len = go::string(fields, offsets.url_raw_query as usize, &mut event.query)?;
     header_map::user_agent(headers, offsets, &mut event.user_agent);
     Ok(())
 }
 
 /// The `CALL (*conn).hijacked` in `net/http.(*conn).serve` right after the handler of an
 /// HTTP/1 request returned (`if c.hijacked() { return }`), c in RAX, on the connection's
-/// goroutine, which served it. The `*response` still holds what the handler wrote;
-/// one the handler left without a status gets 200 from `finishRequest` next.
+/// goroutine, which served it. Its `*response` (`c.curReq`) still holds what the handler
+/// wrote; one the handler left without a status gets 200 from `finishRequest` next.
 #[uprobe]
 pub fn http1_handler_returned(ctx: ProbeContext) -> u32 {
     let _ = try_http1_end(&ctx, false);
@@ -117,25 +110,27 @@ pub fn http1_connection_ended(ctx: ProbeContext) -> u32 {
 
 fn try_http1_end(ctx: &ProbeContext, aborted: bool) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
-        return Ok(());
-    };
+    let offsets = offsets();
     let goroutine = go::goroutine(ctx);
-    let Some(serving) = take_serving(goroutine, &offsets)? else {
+    if aborted {
+        // Userspace ignores it when no request of this goroutine is in flight.
+        respond(pid_tgid, goroutine, 0, 0);
         return Ok(());
-    };
-    let w = serving.response_writer;
-    let bytes = go::read_u64(w + offsets.response_written)?;
-    let status = if aborted {
-        0
-    } else if read_bool(w + offsets.response_wrote_header)? {
-        go::read_u64(w + offsets.response_status)?
-    } else if read_bool(go::arg(ctx, 0) + offsets.conn_hijacked)? {
+    }
+    // conn.curReq holds the *response the handler wrote to.
+    let conn = go::arg(ctx, 0);
+    let hijacked = read_bool(conn + offsets.conn_hijacked)?;
+    let w = go::read_u64(conn + offsets.conn_cur_req)?;
+    let fields = go::window(w, RESPONSE_WINDOW)?;
+    let bytes = go::field(fields, offsets.response_written);
+    let status = if go::field(fields, offsets.response_wrote_header) as u8 != 0 {
+        go::field(fields, offsets.response_status)
+    } else if hijacked {
         0
     } else {
         200
     };
-    respond(pid_tgid, goroutine, serving.request, status, bytes);
+    respond(pid_tgid, goroutine, status, bytes);
     Ok(())
 }
 
@@ -151,25 +146,19 @@ pub fn http2_handler_returned(ctx: ProbeContext) -> u32 {
 }
 
 fn try_http2_handler_returned(ctx: &ProbeContext) -> Result<(), i64> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
-        return Ok(());
-    };
-    let goroutine = go::goroutine(ctx);
-    let Some(serving) = take_serving(goroutine, &offsets)? else {
-        return Ok(());
-    };
     // SAFETY: a helper without preconditions.
     let fields = WriterFields::from_cookie(unsafe { bpf_get_attach_cookie(ctx.as_ptr()) });
     // responseWriter{rws *responseWriterState}
     let state = go::read_u64(go::arg(ctx, 0))?;
-    let bytes = go::read_u64(state + u64::from(fields.wrote_bytes))?;
-    let status = if read_bool(state + u64::from(fields.wrote_header))? {
-        go::read_u64(state + u64::from(fields.status))?
+    let window = go::window(state + u64::from(fields.status), WRITER_STATE_WINDOW)?;
+    let at = |field: u16| u64::from(field - fields.status);
+    let bytes = go::field(window, at(fields.wrote_bytes));
+    let status = if go::field(window, at(fields.wrote_header)) as u8 != 0 {
+        go::field(window, 0)
     } else {
         200
     };
-    respond(pid_tgid, goroutine, serving.request, status, bytes);
+    respond(bpf_get_current_pid_tgid(), go::goroutine(ctx), status, bytes);
     Ok(())
 }
 
@@ -177,35 +166,14 @@ fn try_http2_handler_returned(ctx: &ProbeContext) -> Result<(), i64> {
 /// panicked (or called `runtime.Goexit`): the server resets the stream.
 #[uprobe]
 pub fn http2_handler_panicked(ctx: ProbeContext) -> u32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(offsets) = offsets((pid_tgid >> 32) as u32) else {
-        return 0;
-    };
-    let goroutine = go::goroutine(&ctx);
-    if let Ok(Some(serving)) = take_serving(goroutine, &offsets) {
-        respond(pid_tgid, goroutine, serving.request, 0, 0);
-    }
+    respond(bpf_get_current_pid_tgid(), go::goroutine(&ctx), 0, 0);
     0
 }
 
-/// The request `goroutine` serves, if it serves one, which it no longer does.
-fn take_serving(goroutine: u64, offsets: &GoOffsets) -> Result<Option<WorksFor>, i64> {
-    let goid = go::read_u64(goroutine + offsets.g_goid)?;
-    // SAFETY: the value is copied before removal.
-    let Some(works_for) = (unsafe { WORKS_FOR.get(goid) }).copied() else {
-        return Ok(None);
-    };
-    if works_for.response_writer == 0 {
-        return Ok(None);
-    }
-    let _ = WORKS_FOR.remove(goid);
-    Ok(Some(works_for))
-}
-
-fn respond(pid_tgid: u64, goroutine: u64, request: u64, status: u64, bytes: u64) {
+/// Reports the end of the request `goroutine` serves.
+fn respond(pid_tgid: u64, goroutine: u64, status: u64, bytes: u64) {
     let event = HttpResponseEvent {
         header: header(kind::HTTP_RESPONSE, pid_tgid, goroutine),
-        request,
         status,
         bytes,
     };

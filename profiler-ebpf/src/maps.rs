@@ -1,14 +1,14 @@
-//! Maps shared by every probe family.
+//! Maps and load-time constants shared by every probe family.
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{PerCpuArray, RingBuf},
 };
-use profiler_common::{event::RINGBUF_BYTES, http::WorksFor, offsets::GoOffsets};
+use profiler_common::{event::RINGBUF_BYTES, offsets::GoOffsets};
 
 use crate::header_map::SLOTS_BYTES;
 
-/// Events for userspace, in the order they happened per CPU.
+/// Events for userspace, in the order they were reserved (one order across CPUs).
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 
@@ -16,21 +16,18 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 #[map]
 pub static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// Go struct offsets for each observed process, keyed by tgid. A probe hit in a process
-/// without an entry is ignored.
+/// Per-CPU room to copy a Go struct, or one bucket or group of a Go map (too large for
+/// the 512-byte stack).
 #[map]
-pub static GO_OFFSETS: HashMap<u32, GoOffsets> = HashMap::with_max_entries(1024, 0);
+pub static SCRATCH: PerCpuArray<[u8; SLOTS_BYTES]> = PerCpuArray::with_max_entries(1, 0);
 
-/// What each goroutine works for, by goroutine id (`runtime.g.goid`, never reused, so an
-/// entry cannot outlive its goroutine into another's). The goroutine serving a request
-/// gets an entry when its handler starts and loses it when the handler returns;
-/// goroutines started meanwhile inherit it.
-#[map]
-pub static WORKS_FOR: LruHashMap<u64, WorksFor> = LruHashMap::with_max_entries(65536, 0);
+/// The observed process: userspace loads the programs once per process and sets it.
+#[unsafe(no_mangle)]
+static TGID: u32 = 0;
 
-/// Per-CPU room for one bucket or group of a Go map (too large for the 512-byte stack).
-#[map]
-pub static MAP_SCRATCH: PerCpuArray<[u8; SLOTS_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+/// The Go struct offsets of the observed process's Go version, set at load time.
+#[unsafe(no_mangle)]
+static GO_OFFSETS: GoOffsets = GoOffsets::ZERO;
 
 /// Counts one event lost because the ring buffer was full.
 pub fn count_dropped() {
@@ -40,8 +37,23 @@ pub fn count_dropped() {
     }
 }
 
-/// The Go offsets for the current process, if it is observed.
-pub fn offsets(tgid: u32) -> Option<GoOffsets> {
-    // SAFETY: the value is copied out before the map can change.
-    unsafe { GO_OFFSETS.get(tgid) }.copied()
+/// The observed process's tgid.
+pub fn tgid() -> u32 {
+    // SAFETY: a constant set at load time; the volatile read keeps the compiler from
+    // folding the zero it was compiled with.
+    unsafe { core::ptr::read_volatile(&TGID) }
+}
+
+/// The Go offsets of the observed process.
+pub fn offsets() -> GoOffsets {
+    // SAFETY: as in `tgid`.
+    unsafe { core::ptr::read_volatile(&GO_OFFSETS) }
+}
+
+/// The per-CPU scratch buffer.
+pub fn scratch() -> Option<&'static mut [u8; SLOTS_BYTES]> {
+    let buf = SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU slot; a BPF program runs to completion on its CPU, and each user
+    // finishes with it before the next one fills it.
+    Some(unsafe { &mut *buf })
 }

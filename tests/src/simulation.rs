@@ -271,6 +271,7 @@ pub fn run(seed: u64) -> (Live, Truth) {
                 ktime_ns: at,
                 tid: 1,
                 goroutine: address,
+                goid: address,
                 request: address,
                 method: s.method.into(),
                 path: "/api/v1/namespaces/default/configmaps".into(),

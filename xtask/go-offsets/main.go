@@ -4,7 +4,7 @@
 // `cargo xtask offsets` builds and runs it with every installed Go toolchain and merges
 // the results into profiler/src/offsets/go_offsets.json.
 //
-// DWARF, unlike reflect, also sees unexported types (net/http.http2MetaHeadersFrame).
+// DWARF, unlike reflect, also sees unexported types (net/http.conn).
 // To track a new field, add "package.Type.Field" (or "package.Type.(size)") to fields
 // and run `cargo xtask offsets`. An entry "A|B" is recorded under A, read from the first
 // of A and B this Go version has: types move between Go versions (Go 1.27 moved the
@@ -40,6 +40,9 @@ var fields = []string{
 	"net/http.response.wroteHeader",
 	"net/http.response.written",
 	"net/http.conn.hijackedv",
+	// The *response being served: an atomic field whose pointer sits at +8 (an
+	// atomic.Value, Go 1.19) or +0 (an atomic.Pointer).
+	"net/http.conn.curReq.(pointer)",
 	// Not read from this table (apiprof finds them in the machine code, which also
 	// covers golang.org/x/net's server): the truth its tests check that against.
 	"net/http.http2responseWriterState.status|net/http/internal/http2.responseWriterState.status",
@@ -107,13 +110,14 @@ func main() {
 	for _, entry := range fields {
 		optional := strings.HasPrefix(entry, "?")
 		entry = strings.TrimPrefix(entry, "?")
+		pointer := strings.HasSuffix(entry, "(pointer)")
 		candidates := strings.Split(entry, "|")
 		field := candidates[0]
 		var st *dwarf.StructType
 		var typeName, member string
 		for _, candidate := range candidates {
-			dot := strings.LastIndex(candidate, ".")
-			typeName, member = candidate[:dot], candidate[dot+1:]
+			dot := strings.LastIndex(strings.TrimSuffix(candidate, ".(pointer)"), ".")
+			typeName, member = candidate[:dot], strings.TrimSuffix(candidate[dot+1:], ".(pointer)")
 			if st = structs[typeName]; st != nil {
 				break
 			}
@@ -132,6 +136,9 @@ func main() {
 		for _, m := range st.Field {
 			if m.Name == member {
 				offsets[field], found = m.ByteOffset, true
+				if pointer {
+					offsets[field] += pointerWithin(m.Type, structs)
+				}
 			}
 		}
 		if !found && !optional {
@@ -142,6 +149,24 @@ func main() {
 		"go":      runtime.Version(),
 		"offsets": offsets,
 	})
+}
+
+// pointerWithin is where the pointer an atomic field holds sits within it: the data
+// word of a sync/atomic.Value's interface, or a sync/atomic.Pointer's v.
+func pointerWithin(t dwarf.Type, structs map[string]*dwarf.StructType) int64 {
+	name := t.Common().Name
+	switch {
+	case name == "sync/atomic.Value":
+		return 8
+	case strings.HasPrefix(name, "sync/atomic.Pointer["):
+		for _, m := range structs[name].Field {
+			if m.Name == "v" {
+				return m.ByteOffset
+			}
+		}
+	}
+	fail("%s is neither sync/atomic.Value nor sync/atomic.Pointer", name)
+	return 0
 }
 
 func fail(format string, args ...interface{}) {

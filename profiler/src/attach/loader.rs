@@ -3,19 +3,16 @@
 use std::{num::NonZeroU32, path::PathBuf};
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf},
     programs::{
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
         uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
         PerfEvent, ProgramError, UProbe,
     },
     util::online_cpus,
-    Ebpf, EbpfError,
+    Ebpf, EbpfError, EbpfLoader,
 };
-use profiler_common::{
-    attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK},
-    offsets::GoOffsets,
-};
+use profiler_common::attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -144,8 +141,12 @@ impl Probes {
     /// both attribute through.
     pub fn attach(target: &Target, tracking: Tracking) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|source| LoadError::Load { source })?;
-        set_offsets(&mut ebpf, target.pid, go_offsets)?;
+        // One copy of the programs per process, with its pid and offsets as constants.
+        let mut ebpf = EbpfLoader::new()
+            .override_global("TGID", &target.pid, true)
+            .override_global("GO_OFFSETS", &go_offsets, true)
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoadError::Load { source })?;
 
         let pid = NonZeroU32::new(target.pid).ok_or(LoadError::Object {
             name: "pid",
@@ -363,20 +364,6 @@ fn attach_cpu_sampler(ebpf: &mut Ebpf, period_ns: u64) -> Result<(), LoadError> 
     }
     debug!(cpus = cpus.len(), period_ns, "CPU sampler attached");
     Ok(())
-}
-
-fn set_offsets(ebpf: &mut Ebpf, pid: u32, go_offsets: GoOffsets) -> Result<(), LoadError> {
-    let object = |reason: String| LoadError::Object {
-        name: "GO_OFFSETS",
-        reason,
-    };
-    let map = ebpf
-        .map_mut("GO_OFFSETS")
-        .ok_or_else(|| object("missing".into()))?;
-    let mut map: HashMap<_, u32, GoOffsets> =
-        HashMap::try_from(map).map_err(|e| object(e.to_string()))?;
-    map.insert(pid, go_offsets, 0)
-        .map_err(|e| object(e.to_string()))
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>

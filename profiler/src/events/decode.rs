@@ -6,7 +6,7 @@ use std::mem::size_of;
 use profiler_common::{
     alloc::AllocEvent,
     cpu::{CpuEvent, MODE_KERNEL},
-    event::{kind, EventHeader},
+    event::{kind, EventHeader, GoroutineEvent, Lineage},
     http::{HttpRequestEvent, HttpResponseEvent},
 };
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,19 @@ pub enum Event {
     Alloc(AllocSample),
     /// The sampling clock found the process on CPU.
     Cpu(CpuSample),
+    /// A goroutine started another (deep lineage only).
+    Goroutine(GoroutineStart),
+}
+
+/// A goroutine started another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoroutineStart {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The creator's goroutine id.
+    pub creator_goid: u64,
+    /// The new goroutine's id.
+    pub child_goid: u64,
 }
 
 /// One on-CPU sample, its stack still as addresses.
@@ -31,7 +44,9 @@ pub struct CpuSample {
     pub ktime_ns: u64,
     /// The goroutine on CPU (the thread's `g` when it ran none).
     pub goroutine: u64,
-    /// The `*http.Request` it worked for; 0 outside any request.
+    /// Its id and its parent's.
+    pub lineage: Lineage,
+    /// The `*http.Request` it worked for (joined in userspace); 0 outside any request.
     pub request: u64,
     /// Whether the thread was in the kernel (a system call or fault) for it.
     pub kernel: bool,
@@ -46,7 +61,9 @@ pub struct AllocSample {
     pub ktime_ns: u64,
     /// Allocating goroutine.
     pub goroutine: u64,
-    /// The `*http.Request` it worked for; 0 outside any request.
+    /// Its id and its parent's.
+    pub lineage: Lineage,
+    /// The `*http.Request` it worked for (joined in userspace); 0 outside any request.
     pub request: u64,
     /// The allocated object's address.
     pub address: u64,
@@ -65,6 +82,9 @@ pub struct HttpRequest {
     pub tid: u32,
     /// Goroutine (`runtime.g` address) that served it.
     pub goroutine: u64,
+    /// That goroutine's id (0 in captures of apiprof versions before it).
+    #[serde(default)]
+    pub goid: u64,
     /// Address of the `*http.Request`.
     pub request: u64,
     /// HTTP method.
@@ -100,7 +120,8 @@ pub struct HttpResponse {
     pub ktime_ns: u64,
     /// Goroutine that served it.
     pub goroutine: u64,
-    /// Address of the `*http.Request`, as in its [`HttpRequest`].
+    /// Address of the `*http.Request`, as in its [`HttpRequest`] (the kernel reports the
+    /// goroutine; userspace joins the two).
     pub request: u64,
     /// Status code sent (200 when the handler wrote none, as Go does); 0 when there was
     /// no complete response: the handler panicked, or took over the connection without
@@ -148,7 +169,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Ok(Event::Alloc(AllocSample {
                 ktime_ns: raw.header.ktime_ns,
                 goroutine: raw.header.goroutine,
-                request: raw.request,
+                lineage: raw.lineage,
+                request: 0,
                 address: raw.address,
                 size: raw.size,
                 stack: stack(&raw.stack, raw.stack_len),
@@ -159,9 +181,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             Ok(Event::Cpu(CpuSample {
                 ktime_ns: raw.header.ktime_ns,
                 goroutine: raw.header.goroutine,
-                request: raw.request,
+                lineage: raw.lineage,
+                request: 0,
                 kernel: raw.mode == MODE_KERNEL,
                 stack: stack(&raw.stack, raw.stack_len),
+            }))
+        }
+        kind::GOROUTINE => {
+            let raw: GoroutineEvent = read(bytes, header.kind)?;
+            Ok(Event::Goroutine(GoroutineStart {
+                ktime_ns: raw.header.ktime_ns,
+                creator_goid: raw.creator_goid,
+                child_goid: raw.child_goid,
             }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),
@@ -196,6 +227,7 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
         ktime_ns: raw.header.ktime_ns,
         tid: raw.header.tid,
         goroutine: raw.header.goroutine,
+        goid: raw.goid,
         request: raw.request,
         method,
         path,
@@ -214,7 +246,7 @@ fn http_response(raw: &HttpResponseEvent) -> HttpResponse {
     HttpResponse {
         ktime_ns: raw.header.ktime_ns,
         goroutine: raw.header.goroutine,
-        request: raw.request,
+        request: 0,
         status: u16::try_from(raw.status).unwrap_or(u16::MAX),
         response_bytes: raw.bytes,
     }
@@ -250,6 +282,7 @@ mod tests {
             },
             request: 0xc100,
             response_writer: 0xc200,
+            goid: 42,
             proto_major: 2,
             proto_minor: 0,
             method_len: method.len() as u32,
@@ -348,7 +381,6 @@ mod tests {
                 ktime_ns: 5,
                 goroutine: 9,
             },
-            request: 0xc100,
             status: 404,
             bytes: 1234,
         };
@@ -356,8 +388,8 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (r.request, r.status, r.response_bytes),
-            (0xc100, 404, 1234)
+            (r.goroutine, r.request, r.status, r.response_bytes),
+            (9, 0, 404, 1234)
         );
     }
 

@@ -12,7 +12,7 @@ use crate::{
     capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
     events::decode::{decode, Event},
     events::mappings::Mappings,
-    events::repeats::Repeats,
+    events::join::Join,
     target::symbols::GoBinary,
 };
 
@@ -93,7 +93,7 @@ pub async fn drain(
             mappings: Mappings::new(pid),
             ids: HashMap::new(),
         },
-        repeats: Repeats::default(),
+        join: Join::default(),
     };
     let Probes {
         events,
@@ -136,7 +136,7 @@ pub async fn drain(
     out.consumer.tick(end.dropped_events)?;
     debug!(
         ?end,
-        repeated_events = out.repeats.dropped,
+        repeated_events = out.join.repeats,
         "recording ended"
     );
     Ok((end, links))
@@ -154,7 +154,7 @@ fn kernel_dropped(dropped: &PerCpuArray<MapData, u64>) -> u64 {
 struct Output<'a, C> {
     consumer: &'a mut C,
     stacks: Stacks<'a>,
-    repeats: Repeats,
+    join: Join,
 }
 
 /// Distinct stacks followed at most; later new ones all share one overflow stack.
@@ -203,10 +203,13 @@ fn drain_ready(
 ) -> Result<u64, CaptureError> {
     let mut undecodable = 0;
     while let Some(item) = events.next() {
-        let event = decode(&item);
-        if event.as_ref().is_ok_and(|e| out.repeats.is_repeat(e)) {
-            continue;
-        }
+        let event = match decode(&item) {
+            Ok(event) => match out.join.join(event) {
+                Some(event) => Ok(event),
+                None => continue,
+            },
+            Err(error) => Err(error),
+        };
         let record = match event {
             Ok(Event::HttpRequest(r)) => Record::HttpRequest(r),
             Ok(Event::HttpResponse(r)) => Record::HttpResponse(r),
@@ -230,6 +233,7 @@ fn drain_ready(
                     stack_id,
                 })
             }
+            Ok(Event::Goroutine(_)) => continue,
             Err(error) => {
                 undecodable += 1;
                 warn!(%error, "dropping an event");

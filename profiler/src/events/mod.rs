@@ -1,8 +1,8 @@
-//! Kernel events: drained from the ring buffer ([`drain`]), decoded ([`decode`]), with
-//! the repeats of interrupted probes dropped ([`repeats`]) and the kernel's own pages
-//! named in stacks ([`mappings`]).
+//! Kernel events: drained from the ring buffer ([`drain`]), decoded ([`decode`]), joined
+//! to their requests with the repeats of interrupted probes dropped ([`join`]), and the
+//! kernel's own pages named in stacks ([`mappings`]).
 
 pub mod decode;
 pub mod drain;
+pub mod join;
 pub mod mappings;
-pub mod repeats;

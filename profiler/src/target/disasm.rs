@@ -6,7 +6,7 @@
 //! handler wrote.
 
 use iced_x86::{Decoder, DecoderOptions, Instruction, MemorySize, Mnemonic, OpKind, Register};
-use profiler_common::attach::WriterFields;
+use profiler_common::{attach::WriterFields, offsets::WRITER_STATE_WINDOW};
 
 /// The address of the `JBE` that ends the stack check a Go function (ABIInternal, g in
 /// R14) opens with: `CMP RSP, [R14+16]; JBE`, or for larger frames `LEA R12,
@@ -121,11 +121,17 @@ pub fn writer_fields(code: &[u8], address: u64) -> Option<WriterFields> {
             && i.memory_base() == status.memory_base()
             && i.op1_kind() == OpKind::Register
     })?;
-    Some(WriterFields {
+    let fields = WriterFields {
         status: displacement(status)?,
         wrote_header: displacement(wrote_header)?,
         wrote_bytes: displacement(wrote_bytes)?,
-    })
+    };
+    // The program copies WRITER_STATE_WINDOW bytes from `status` on.
+    let end = usize::from(fields.wrote_bytes.max(fields.wrote_header)) + 8;
+    (fields.wrote_header > fields.status
+        && fields.wrote_bytes > fields.status
+        && end - usize::from(fields.status) <= WRITER_STATE_WINDOW)
+        .then_some(fields)
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub(crate) fn request(
         ktime_ns: at,
         tid: 1,
         goroutine: 2,
+        goid: 2,
         request: ptr,
         method: method.into(),
         path: path.into(),

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use profiler_common::offsets::{map_kind, GoOffsets};
+use profiler_common::offsets::{
+    map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW,
+};
 use serde::Deserialize;
 
 use crate::target::symbols::GoVersion;
@@ -29,6 +31,16 @@ pub enum OffsetsError {
         version: GoVersion,
         /// The oldest version the table knows for the field.
         oldest: String,
+    },
+    /// A field moved past the bytes the probes copy of its struct (a newer Go).
+    #[error("{field} is at byte {offset}, past the {window} bytes apiprof copies; raise the window in profiler-common/src/offsets.rs")]
+    OutsideWindow {
+        /// The Go field.
+        field: &'static str,
+        /// Its offset.
+        offset: u64,
+        /// The bytes copied.
+        window: usize,
     },
     /// The table lacks a field the probes need.
     #[error("the Go offsets table has no {field}; add it to xtask/go-offsets and run `cargo xtask offsets`")]
@@ -76,7 +88,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         })
     };
     let swiss_dir_ptr = optional("internal/runtime/maps.Map.dirPtr")?;
-    Ok(GoOffsets {
+    let offsets = GoOffsets {
         request_method: field("net/http.Request.Method")?,
         request_url: field("net/http.Request.URL")?,
         request_proto_major: field("net/http.Request.ProtoMajor")?,
@@ -89,6 +101,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         response_wrote_header: field("net/http.response.wroteHeader")?,
         response_written: field("net/http.response.written")?,
         conn_hijacked: field("net/http.conn.hijackedv")?,
+        conn_cur_req: field("net/http.conn.curReq.(pointer)")?,
         g_goid: field("runtime.g.goid")?,
         g_parent_goid: optional("runtime.g.parentGoid")?.unwrap_or(0),
         g_m: field("runtime.g.m")?,
@@ -105,8 +118,39 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         swiss_dir_ptr: swiss_dir_ptr.unwrap_or(0),
         swiss_dir_len: optional("internal/runtime/maps.Map.dirLen")?.unwrap_or(0),
         swiss_table_groups: optional("internal/runtime/maps.table.groups")?.unwrap_or(0),
-    })
+    };
+    within(&offsets)?;
+    Ok(offsets)
 }
+
+/// Checks that every field the probes read from a struct copy lies within the bytes
+/// they copy (`profiler_common::offsets::*_WINDOW`).
+fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
+    let fields: [(&'static str, u64, u64, usize); 10] = [
+        ("net/http.Request.Method", o.request_method, 16, REQUEST_WINDOW),
+        ("net/http.Request.URL", o.request_url, 8, REQUEST_WINDOW),
+        ("net/http.Request.ProtoMajor", o.request_proto_major, 8, REQUEST_WINDOW),
+        ("net/http.Request.ProtoMinor", o.request_proto_minor, 8, REQUEST_WINDOW),
+        ("net/http.Request.Header", o.request_header, 8, REQUEST_WINDOW),
+        ("net/http.Request.RemoteAddr", o.request_remote_addr, 16, REQUEST_WINDOW),
+        ("net/url.URL.Path", o.url_path, 16, URL_WINDOW),
+        ("net/url.URL.RawQuery", o.url_raw_query, 16, URL_WINDOW),
+        ("net/http.response.written", o.response_written, 8, RESPONSE_WINDOW),
+        ("net/http.response.status", o.response_status, 8, RESPONSE_WINDOW),
+    ];
+    match fields
+        .iter()
+        .find(|(_, offset, size, window)| offset + size > *window as u64)
+    {
+        Some((field, offset, _, window)) => Err(OffsetsError::OutsideWindow {
+            field,
+            offset: *offset,
+            window: *window,
+        }),
+        None => Ok(()),
+    }
+}
+
 
 /// "1.24" -> (1, 24); anything unparsable sorts last, so it is never chosen.
 fn since(s: &str) -> (u32, u32) {
