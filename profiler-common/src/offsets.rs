@@ -19,7 +19,7 @@ pub const REQUEST_WINDOW: usize = 192;
 pub const URL_WINDOW: usize = 112;
 /// Bytes of net/http's `response` copied in one read (`wroteHeader`, `written`,
 /// `status`).
-pub const RESPONSE_WINDOW: usize = 144;
+pub const RESPONSE_WINDOW: usize = 192;
 /// Bytes of an HTTP/2 `responseWriterState` copied in one read, from its `status`.
 pub const WRITER_STATE_WINDOW: usize = 32;
 
@@ -49,6 +49,8 @@ pub struct GoOffsets {
     pub response_wrote_header: u64,
     /// `net/http.response.written` (int64): body bytes the handler wrote.
     pub response_written: u64,
+    /// `net/http.response.handlerDone` (a 32-bit atomic flag): `finishRequest` ran.
+    pub response_handler_done: u64,
     /// `net/http.conn.hijackedv` (bool).
     pub conn_hijacked: u64,
     /// The `*response` pointer inside `net/http.conn.curReq` (an atomic field).
@@ -81,7 +83,7 @@ pub struct GoOffsets {
     pub swiss_table_groups: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<GoOffsets>() == 25 * 8);
+const _: () = assert!(core::mem::size_of::<GoOffsets>() == 26 * 8);
 
 impl GoOffsets {
     /// All zero: what the kernel programs are compiled with, before userspace sets them.
@@ -97,6 +99,7 @@ impl GoOffsets {
         response_status: 0,
         response_wrote_header: 0,
         response_written: 0,
+        response_handler_done: 0,
         conn_hijacked: 0,
         conn_cur_req: 0,
         g_goid: 0,

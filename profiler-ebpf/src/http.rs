@@ -100,8 +100,8 @@ pub fn http1_handler_returned(ctx: ProbeContext) -> u32 {
 }
 
 /// The same CALL in the function `(*conn).serve` defers, which runs as the connection
-/// ends: when a request is still in flight there, its handler panicked (or called
-/// `runtime.Goexit`) and Go closes the connection.
+/// ends: when its last request did not finish (`handlerDone` unset), its handler
+/// panicked (or called `runtime.Goexit`) and Go closes the connection.
 #[uprobe]
 pub fn http1_connection_ended(ctx: ProbeContext) -> u32 {
     let _ = try_http1_end(&ctx, true);
@@ -112,16 +112,23 @@ fn try_http1_end(ctx: &ProbeContext, aborted: bool) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let offsets = offsets();
     let goroutine = go::goroutine(ctx);
-    if aborted {
-        // Userspace ignores it when no request of this goroutine is in flight.
-        respond(pid_tgid, goroutine, 0, 0);
+    // conn.curReq holds the *response the handler wrote to (nil before the first
+    // request).
+    let conn = go::arg(ctx, 0);
+    let w = go::read_u64(conn + offsets.conn_cur_req)?;
+    if w == 0 {
         return Ok(());
     }
-    // conn.curReq holds the *response the handler wrote to.
-    let conn = go::arg(ctx, 0);
-    let hijacked = read_bool(conn + offsets.conn_hijacked)?;
-    let w = go::read_u64(conn + offsets.conn_cur_req)?;
     let fields = go::window(w, RESPONSE_WINDOW)?;
+    if aborted {
+        // A connection ending after its last request finished (or was hijacked, and
+        // reported then) is no news; userspace ignores an end without a request.
+        if go::field(fields, offsets.response_handler_done) as u32 == 0 {
+            respond(pid_tgid, goroutine, 0, go::field(fields, offsets.response_written));
+        }
+        return Ok(());
+    }
+    let hijacked = read_bool(conn + offsets.conn_hijacked)?;
     let bytes = go::field(fields, offsets.response_written);
     let status = if go::field(fields, offsets.response_wrote_header) as u8 != 0 {
         go::field(fields, offsets.response_status)

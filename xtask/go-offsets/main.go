@@ -39,6 +39,7 @@ var fields = []string{
 	"net/http.response.status",
 	"net/http.response.wroteHeader",
 	"net/http.response.written",
+	"net/http.response.handlerDone",
 	"net/http.conn.hijackedv",
 	// The *response being served: an atomic field whose pointer sits at +8 (an
 	// atomic.Value, Go 1.19) or +0 (an atomic.Pointer).

@@ -100,6 +100,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
         response_status: field("net/http.response.status")?,
         response_wrote_header: field("net/http.response.wroteHeader")?,
         response_written: field("net/http.response.written")?,
+        response_handler_done: field("net/http.response.handlerDone")?,
         conn_hijacked: field("net/http.conn.hijackedv")?,
         conn_cur_req: field("net/http.conn.curReq.(pointer)")?,
         g_goid: field("runtime.g.goid")?,
@@ -126,7 +127,7 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
 /// Checks that every field the probes read from a struct copy lies within the bytes
 /// they copy (`profiler_common::offsets::*_WINDOW`).
 fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
-    let fields: [(&'static str, u64, u64, usize); 10] = [
+    let fields: [(&'static str, u64, u64, usize); 11] = [
         ("net/http.Request.Method", o.request_method, 16, REQUEST_WINDOW),
         ("net/http.Request.URL", o.request_url, 8, REQUEST_WINDOW),
         ("net/http.Request.ProtoMajor", o.request_proto_major, 8, REQUEST_WINDOW),
@@ -137,6 +138,7 @@ fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
         ("net/url.URL.RawQuery", o.url_raw_query, 16, URL_WINDOW),
         ("net/http.response.written", o.response_written, 8, RESPONSE_WINDOW),
         ("net/http.response.status", o.response_status, 8, RESPONSE_WINDOW),
+        ("net/http.response.handlerDone", o.response_handler_done, 8, RESPONSE_WINDOW),
     ];
     match fields
         .iter()
