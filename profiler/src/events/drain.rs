@@ -4,7 +4,7 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use aya::maps::{MapData, PerCpuArray};
-use tokio::io::{unix::AsyncFd, Interest};
+use tokio::time::MissedTickBehavior;
 use tracing::{debug, warn};
 
 use crate::{
@@ -16,9 +16,13 @@ use crate::{
     target::symbols::GoBinary,
 };
 
-/// How often the ring buffer is drained even without a kernel wake-up (the kernel wakes
-/// userspace only when much is waiting; see `RINGBUF_WAKEUP_BYTES`).
-const DRAIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How often the ring buffer is drained. The kernel never wakes userspace (deciding when
+/// to would cost every probe hit a read of the consumer's position); reading the
+/// mapped ring buffer costs no system call.
+const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Drains between two [`Consumer::tick`]s (100 ms).
+const TICK_EVERY: u32 = 5;
 
 /// Why a recording stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,20 +51,13 @@ pub enum RecordError {
     /// Writing the capture failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
-    /// Polling the ring buffer failed.
-    #[error("waiting for kernel events: {source}")]
-    Poll {
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// Where drained records go.
 pub trait Consumer {
     /// Takes the next record.
     fn consume(&mut self, record: Record) -> Result<(), CaptureError>;
-    /// Called at least every [`DRAIN_INTERVAL`] with the events lost so far (flush
+    /// Called every [`TICK_EVERY`] drains with the events lost so far (flush
     /// files, publish counters).
     fn tick(&mut self, dropped_events: u64) -> Result<(), CaptureError>;
 }
@@ -96,38 +93,28 @@ pub async fn drain(
         join: Join::default(),
     };
     let Probes {
-        events,
+        mut events,
         dropped,
         links,
         ..
     } = probes;
-    // SAFETY: the ring buffer owns its fd, which stays open and unchanged while the
-    // AsyncFd owns the ring buffer.
-    let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
-        .map_err(|e| RecordError::Poll {
-            source: e.into_parts().1,
-        })?;
     let mut undecodable = 0;
-    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    let mut drains = tokio::time::interval(DRAIN_INTERVAL);
+    drains.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::pin!(stop);
-    let reason = loop {
-        tokio::select! {
-            reason = &mut stop => break reason,
-            guard = events.readable_mut() => {
-                let mut guard = guard.map_err(|source| RecordError::Poll { source })?;
-                undecodable += drain_ready(guard.get_inner_mut(), &mut out)?;
-                guard.clear_ready();
-            }
-            _ = tick.tick() => {
-                undecodable += drain_ready(events.get_mut(), &mut out)?;
-                out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
-                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                    break StopReason::TargetExited;
-                }
+    let reason = 'drain: loop {
+        for _ in 0..TICK_EVERY {
+            tokio::select! {
+                reason = &mut stop => break 'drain reason,
+                _ = drains.tick() => undecodable += drain_ready(&mut events, &mut out)?,
             }
         }
+        out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            break StopReason::TargetExited;
+        }
     };
-    undecodable += drain_ready(events.get_mut(), &mut out)?;
+    undecodable += drain_ready(&mut events, &mut out)?;
     let end = End {
         dropped_events: kernel_dropped(&dropped) + undecodable,
         reason: reason.as_str().into(),
