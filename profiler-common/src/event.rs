@@ -70,6 +70,11 @@ unsafe impl aya::Pod for EventHeader {}
 unsafe impl aya::Pod for GoroutineEvent {}
 
 /// Size of the event ring buffer, in bytes (a power of two, as the kernel requires).
-/// Userspace drains it every 20 ms: 4 MiB hold ~3,700 request starts (the largest event)
-/// per drain, 180,000 requests a second.
-pub const RINGBUF_BYTES: u32 = 4 * 1024 * 1024;
+/// Userspace drains it when woken and every 20 ms. 16 MiB absorb a burst of ~29,000
+/// allocation samples (the tests' 64 MiB allocated at `MemProfileRate` 4096 make 16,000
+/// in ~60 ms, faster than a debug build drains them) or ~14,000 request starts.
+pub const RINGBUF_BYTES: u32 = 16 * 1024 * 1024;
+
+/// Each CPU wakes userspace once per this many events (at most ~64 KiB of them): per-event
+/// wake-ups cost a traced Go server dearly (../shared/MEASURING.md).
+pub const WAKEUP_EVERY: u64 = 64;

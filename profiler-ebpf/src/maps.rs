@@ -12,6 +12,10 @@ use crate::header_map::SLOTS_BYTES;
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 
+/// Events each CPU submitted (index 0), for waking userspace every so many.
+#[map]
+pub static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 /// Events that found the ring buffer full (index 0); userspace reports the sum.
 #[map]
 pub static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -4,7 +4,10 @@
 use std::{collections::HashMap, future::Future, time::Duration};
 
 use aya::maps::{MapData, PerCpuArray};
-use tokio::time::MissedTickBehavior;
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    time::MissedTickBehavior,
+};
 use tracing::{debug, warn};
 
 use crate::{
@@ -16,9 +19,8 @@ use crate::{
     target::symbols::GoBinary,
 };
 
-/// How often the ring buffer is drained. The kernel never wakes userspace (deciding when
-/// to would cost every probe hit a read of the consumer's position); reading the
-/// mapped ring buffer costs no system call.
+/// How often the ring buffer is drained besides when the kernel wakes userspace (once per
+/// `WAKEUP_EVERY` events of a CPU); reading the mapped ring buffer costs no system call.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Drains between two [`Consumer::tick`]s (100 ms).
@@ -51,6 +53,13 @@ pub enum RecordError {
     /// Writing the capture failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// Polling the ring buffer failed.
+    #[error("waiting for kernel events: {source}")]
+    Poll {
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where drained records go.
@@ -93,28 +102,45 @@ pub async fn drain(
         join: Join::default(),
     };
     let Probes {
-        mut events,
+        events,
         dropped,
         links,
         ..
     } = probes;
+    // SAFETY: the ring buffer owns its fd, which stays open and unchanged while the
+    // AsyncFd owns the ring buffer.
+    let mut events = unsafe { AsyncFd::register_with_interest(events, Interest::READABLE) }
+        .map_err(|e| RecordError::Poll {
+            source: e.into_parts().1,
+        })?;
     let mut undecodable = 0;
     let mut drains = tokio::time::interval(DRAIN_INTERVAL);
     drains.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut since_tick = 0;
     tokio::pin!(stop);
-    let reason = 'drain: loop {
-        for _ in 0..TICK_EVERY {
-            tokio::select! {
-                reason = &mut stop => break 'drain reason,
-                _ = drains.tick() => undecodable += drain_ready(&mut events, &mut out)?,
+    let reason = loop {
+        tokio::select! {
+            reason = &mut stop => break reason,
+            guard = events.readable_mut() => {
+                let mut guard = guard.map_err(|source| RecordError::Poll { source })?;
+                undecodable += drain_ready(guard.get_inner_mut(), &mut out)?;
+                guard.clear_ready();
+            }
+            _ = drains.tick() => {
+                undecodable += drain_ready(events.get_mut(), &mut out)?;
+                since_tick += 1;
+                if since_tick < TICK_EVERY {
+                    continue;
+                }
+                since_tick = 0;
+                out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
+                if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                    break StopReason::TargetExited;
+                }
             }
         }
-        out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            break StopReason::TargetExited;
-        }
     };
-    undecodable += drain_ready(&mut events, &mut out)?;
+    undecodable += drain_ready(events.get_mut(), &mut out)?;
     let end = End {
         dropped_events: kernel_dropped(&dropped) + undecodable,
         reason: reason.as_str().into(),
