@@ -29,7 +29,9 @@ pub struct WriterFields {
 impl WriterFields {
     /// The fields packed into a cookie (16 bits each).
     pub fn to_cookie(self) -> u64 {
-        u64::from(self.status) | u64::from(self.wrote_header) << 16 | u64::from(self.wrote_bytes) << 32
+        u64::from(self.status)
+            | u64::from(self.wrote_header) << 16
+            | u64::from(self.wrote_bytes) << 32
     }
 
     /// The fields a cookie made by [`WriterFields::to_cookie`] holds.

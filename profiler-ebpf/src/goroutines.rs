@@ -32,7 +32,10 @@ pub fn go_newproc(ctx: ProbeContext) -> u32 {
         creator_goid,
         child_goid,
     };
-    if EVENTS.output::<GoroutineEvent>(&event, wakeup_flags()).is_err() {
+    if EVENTS
+        .output::<GoroutineEvent>(&event, wakeup_flags())
+        .is_err()
+    {
         count_dropped();
     }
     0

@@ -115,7 +115,11 @@ fn buckets(map: u64, offsets: &GoOffsets) -> Option<u64> {
         go::field(buf, offsets.hmap_oldbuckets),
     );
     let count = 1u64 << b;
-    let old_count = if flags & SAME_SIZE_GROW != 0 { count } else { count / 2 };
+    let old_count = if flags & SAME_SIZE_GROW != 0 {
+        count
+    } else {
+        count / 2
+    };
     // Bucket indexes run over the new buckets, then the old ones.
     let mut index = 0u64;
     let mut bucket = new;
@@ -148,11 +152,8 @@ fn buckets(map: u64, offsets: &GoOffsets) -> Option<u64> {
 fn scan<const SWISS: bool>(at: u64) -> Result<Option<u64>, i64> {
     go::window(at, if SWISS { GROUP_BYTES } else { BUCKET_BYTES })?;
     let mut search = Search { found: 0 };
-    let callback: extern "C" fn(u64, *mut c_void) -> i64 = if SWISS {
-        slot::<true>
-    } else {
-        slot::<false>
-    };
+    let callback: extern "C" fn(u64, *mut c_void) -> i64 =
+        if SWISS { slot::<true> } else { slot::<false> };
     // SAFETY: the callback and its context match bpf_loop's contract; `search` outlives
     // the call.
     unsafe {
@@ -244,4 +245,3 @@ fn key_is_user_agent(buf: &[u8; SLOTS_BYTES], at: usize) -> bool {
 /// [`KEY`] as a little-endian word and the 2 bytes after it.
 const HEAD: u64 = u64::from_le_bytes(*b"User-Age");
 const TAIL: u64 = u16::from_le_bytes(*b"nt") as u64;
-

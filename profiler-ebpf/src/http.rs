@@ -67,7 +67,11 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
 
 /// Copies the request line, the peer's address and the User-Agent: the `Request` and
 /// its `URL` in one read each, then the strings they point to.
-fn fill_request(event: &mut HttpRequestEvent, request: u64, offsets: &GoOffsets) -> Result<(), i64> {
+fn fill_request(
+    event: &mut HttpRequestEvent,
+    request: u64,
+    offsets: &GoOffsets,
+) -> Result<(), i64> {
     let fields = go::window(request, REQUEST_WINDOW)?;
     event.proto_major = go::field(fields, offsets.request_proto_major);
     event.proto_minor = go::field(fields, offsets.request_proto_minor);
@@ -124,7 +128,12 @@ fn try_http1_end(ctx: &ProbeContext, aborted: bool) -> Result<(), i64> {
         // A connection ending after its last request finished (or was hijacked, and
         // reported then) is no news; userspace ignores an end without a request.
         if go::field(fields, offsets.response_handler_done) as u32 == 0 {
-            respond(pid_tgid, goroutine, 0, go::field(fields, offsets.response_written));
+            respond(
+                pid_tgid,
+                goroutine,
+                0,
+                go::field(fields, offsets.response_written),
+            );
         }
         return Ok(());
     }
@@ -165,7 +174,12 @@ fn try_http2_handler_returned(ctx: &ProbeContext) -> Result<(), i64> {
     } else {
         200
     };
-    respond(bpf_get_current_pid_tgid(), go::goroutine(ctx), status, bytes);
+    respond(
+        bpf_get_current_pid_tgid(),
+        go::goroutine(ctx),
+        status,
+        bytes,
+    );
     Ok(())
 }
 

@@ -35,7 +35,13 @@ async fn every_end_of_a_request_is_seen_once(build: &str) {
     let ends = [("", 3), ("panic", 2), ("", 1), ("abort", 2), ("", 1)];
     send(&server.url, Http::Two, "ends-h2", &ends).await;
     send(&server.url, Http::One, "ends-h1", &ends).await;
-    send(&server.url, Http::One, "ends-hijack", &[("hijack", 2), ("", 1)]).await;
+    send(
+        &server.url,
+        Http::One,
+        "ends-hijack",
+        &[("hijack", 2), ("", 1)],
+    )
+    .await;
     let capture = recording.stop();
 
     let report = report_json(&capture, &["user_agent"]);
@@ -49,7 +55,11 @@ async fn every_end_of_a_request_is_seen_once(build: &str) {
     };
     assert_eq!(status("ends-h2"), want(&[("0", 4), ("200", 5)]), "{build}");
     assert_eq!(status("ends-h1"), want(&[("0", 4), ("200", 5)]), "{build}");
-    assert_eq!(status("ends-hijack"), want(&[("0", 2), ("200", 1)]), "{build}");
+    assert_eq!(
+        status("ends-hijack"),
+        want(&[("0", 2), ("200", 1)]),
+        "{build}"
+    );
 }
 
 apiprof_tests::goserver_tests!(every_end_of_a_request_is_seen_once);

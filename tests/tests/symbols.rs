@@ -65,9 +65,10 @@ fn http2_writer_fields_are_found_in_machine_code_where_dwarf_puts_them() {
     // The DWARF truth for net/http's bundled server and Go 1.27's internal one is in
     // the offsets table `cargo xtask offsets` generates (apiprof itself reads the
     // machine code, which also covers golang.org/x/net's server, stripped or not).
-    let table: serde_json::Value =
-        serde_json::from_str(include_str!("../../profiler/src/target/offsets/go_offsets.json"))
-            .unwrap();
+    let table: serde_json::Value = serde_json::from_str(include_str!(
+        "../../profiler/src/target/offsets/go_offsets.json"
+    ))
+    .unwrap();
     let dwarf = |field: &str, go: &str| -> u16 {
         let minor: u32 = go[2..].parse().unwrap();
         let history = table["fields"][format!("net/http.http2responseWriterState.{field}")]
@@ -90,12 +91,18 @@ fn http2_writer_fields_are_found_in_machine_code_where_dwarf_puts_them() {
             dwarf("wroteHeader", go),
             dwarf("wroteBytes", go),
         );
-        for build in [format!("goserver-go{go}"), format!("goserver-go{go}-stripped")] {
+        for build in [
+            format!("goserver-go{go}"),
+            format!("goserver-go{go}-stripped"),
+        ] {
             let binary = GoBinary::open(&fixtures_dir().join(&build)).unwrap();
             let function = binary.function(write).unwrap();
             assert_eq!(
-                writer_fields(binary.code(&function), function.address)
-                    .map(|f| (f.status, f.wrote_header, f.wrote_bytes)),
+                writer_fields(binary.code(&function), function.address).map(|f| (
+                    f.status,
+                    f.wrote_header,
+                    f.wrote_bytes
+                )),
                 Some(want),
                 "{build}"
             );

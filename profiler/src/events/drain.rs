@@ -14,8 +14,8 @@ use crate::{
     attach::{Links, Probes},
     capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
     events::decode::{decode, Event},
-    events::mappings::Mappings,
     events::join::Join,
+    events::mappings::Mappings,
     target::symbols::GoBinary,
 };
 
@@ -147,11 +147,7 @@ pub async fn drain(
     };
     out.consumer.consume(Record::End(end.clone()))?;
     out.consumer.tick(end.dropped_events)?;
-    debug!(
-        ?end,
-        repeated_events = out.join.repeats,
-        "recording ended"
-    );
+    debug!(?end, repeated_events = out.join.repeats, "recording ended");
     Ok((end, links))
 }
 

@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use profiler_common::offsets::{
-    map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW,
-};
+use profiler_common::offsets::{map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW};
 use serde::Deserialize;
 
 use crate::target::symbols::GoVersion;
@@ -128,17 +126,57 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
 /// they copy (`profiler_common::offsets::*_WINDOW`).
 fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
     let fields: [(&'static str, u64, u64, usize); 11] = [
-        ("net/http.Request.Method", o.request_method, 16, REQUEST_WINDOW),
+        (
+            "net/http.Request.Method",
+            o.request_method,
+            16,
+            REQUEST_WINDOW,
+        ),
         ("net/http.Request.URL", o.request_url, 8, REQUEST_WINDOW),
-        ("net/http.Request.ProtoMajor", o.request_proto_major, 8, REQUEST_WINDOW),
-        ("net/http.Request.ProtoMinor", o.request_proto_minor, 8, REQUEST_WINDOW),
-        ("net/http.Request.Header", o.request_header, 8, REQUEST_WINDOW),
-        ("net/http.Request.RemoteAddr", o.request_remote_addr, 16, REQUEST_WINDOW),
+        (
+            "net/http.Request.ProtoMajor",
+            o.request_proto_major,
+            8,
+            REQUEST_WINDOW,
+        ),
+        (
+            "net/http.Request.ProtoMinor",
+            o.request_proto_minor,
+            8,
+            REQUEST_WINDOW,
+        ),
+        (
+            "net/http.Request.Header",
+            o.request_header,
+            8,
+            REQUEST_WINDOW,
+        ),
+        (
+            "net/http.Request.RemoteAddr",
+            o.request_remote_addr,
+            16,
+            REQUEST_WINDOW,
+        ),
         ("net/url.URL.Path", o.url_path, 16, URL_WINDOW),
         ("net/url.URL.RawQuery", o.url_raw_query, 16, URL_WINDOW),
-        ("net/http.response.written", o.response_written, 8, RESPONSE_WINDOW),
-        ("net/http.response.status", o.response_status, 8, RESPONSE_WINDOW),
-        ("net/http.response.handlerDone", o.response_handler_done, 8, RESPONSE_WINDOW),
+        (
+            "net/http.response.written",
+            o.response_written,
+            8,
+            RESPONSE_WINDOW,
+        ),
+        (
+            "net/http.response.status",
+            o.response_status,
+            8,
+            RESPONSE_WINDOW,
+        ),
+        (
+            "net/http.response.handlerDone",
+            o.response_handler_done,
+            8,
+            RESPONSE_WINDOW,
+        ),
     ];
     match fields
         .iter()
@@ -152,7 +190,6 @@ fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
         None => Ok(()),
     }
 }
-
 
 /// "1.24" -> (1, 24); anything unparsable sorts last, so it is never chosen.
 fn since(s: &str) -> (u32, u32) {
@@ -202,7 +239,10 @@ mod tests {
         assert_eq!((o19.g_parent_goid, o19.map_kind), (0, map_kind::BUCKETS));
         assert_eq!((o19.hmap_b, o19.hmap_buckets), (9, 16));
         assert_eq!((o24.g_parent_goid, o24.map_kind), (280, map_kind::SWISS));
-        assert_eq!((o24.hmap_buckets, o24.swiss_dir_ptr, o24.swiss_dir_len), (0, 16, 24));
+        assert_eq!(
+            (o24.hmap_buckets, o24.swiss_dir_ptr, o24.swiss_dir_len),
+            (0, 16, 24)
+        );
     }
 
     #[test]
