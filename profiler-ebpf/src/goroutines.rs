@@ -8,8 +8,8 @@ use profiler_common::event::{kind, GoroutineEvent};
 
 use crate::{
     go,
-    http::{header, wakeup_flags},
-    maps::{count_dropped, offsets, EVENTS},
+    http::{emit, header},
+    maps::offsets,
 };
 
 /// The `CALL runtime.runqput` in `runtime.newproc`'s closure (`newproc.func1`, Go
@@ -32,11 +32,6 @@ pub fn go_newproc(ctx: ProbeContext) -> u32 {
         creator_goid,
         child_goid,
     };
-    if EVENTS
-        .output::<GoroutineEvent>(&event, wakeup_flags())
-        .is_err()
-    {
-        count_dropped();
-    }
+    emit(&event);
     0
 }

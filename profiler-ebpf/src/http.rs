@@ -198,10 +198,12 @@ fn respond(pid_tgid: u64, goroutine: u64, status: u64, bytes: u64) {
         status,
         bytes,
     };
-    if EVENTS
-        .output::<HttpResponseEvent>(&event, wakeup_flags())
-        .is_err()
-    {
+    emit(&event);
+}
+
+/// Hands a small event to userspace (large ones are built in place with `reserve`).
+pub fn emit<T>(event: &T) {
+    if EVENTS.output::<T>(event, wakeup_flags()).is_err() {
         count_dropped();
     }
 }
