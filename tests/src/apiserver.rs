@@ -93,7 +93,6 @@ impl ApiServer {
         }
     }
 
-    /// The apiserver's process id.
     /// Stops the server (SIGTERM, as a rolling restart does) and starts it again on the
     /// same port, etcd and token; returns once it is ready.
     pub fn restart(&mut self) {
@@ -107,8 +106,14 @@ impl ApiServer {
         self.server = server;
     }
 
+    /// The apiserver's process id.
     pub fn pid(&self) -> u32 {
         self.server.id()
+    }
+
+    /// Its etcd's process id.
+    pub fn etcd_pid(&self) -> u32 {
+        self.etcd.id()
     }
 
     /// A kube-rs client of this server, from its kubeconfig.
@@ -175,8 +180,6 @@ impl Drop for ApiServer {
     }
 }
 
-/// Makes the child get SIGKILL when the thread that started it dies, so a test killed
-/// before its guard drops leaves no etcd or apiserver (or Prometheus) behind.
 /// Starts the server `command` names and waits for its "listening URL" line.
 fn spawn_server(command: &[std::ffi::OsString], dir: &TempDir) -> (Child, String) {
     let mut server = dies_with_parent(&mut Command::new(&command[0]))
@@ -201,6 +204,8 @@ fn spawn_server(command: &[std::ffi::OsString], dir: &TempDir) -> (Child, String
     (server, url)
 }
 
+/// Makes the child get SIGKILL when the thread that started it dies, so a test killed
+/// before its guard drops leaves no etcd or apiserver (or Prometheus) behind.
 pub(crate) fn dies_with_parent(cmd: &mut Command) -> &mut Command {
     // SAFETY: prctl is async-signal-safe and touches only the child being set up.
     unsafe {

@@ -8,6 +8,7 @@
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
+pub mod bench;
 pub mod daemon;
 pub mod findings;
 pub mod goserver;

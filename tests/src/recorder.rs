@@ -54,6 +54,11 @@ impl Recording {
         }
     }
 
+    /// apiprof's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Stops recording with SIGINT, as Ctrl-C would, and waits for apiprof to finish the
     /// capture; panics unless it exits 0.
     pub fn stop(mut self) -> PathBuf {

@@ -30,8 +30,21 @@ enum Command {
     Test,
     /// Profile the Go fixture under a known load and print the attribution report.
     Demo,
-    /// Measure what recording costs the observed server per request, side by side.
-    Bench,
+    /// Measure what observing costs the server per request, side by side with audit
+    /// logging, and what the daemon itself costs (release builds).
+    Bench {
+        /// Run the 30-minute soak of the daemon instead (RSS flat, no drops).
+        #[arg(long)]
+        soak: bool,
+        /// A tenth of the load and one round, to try the bench out (bench/results.md is
+        /// left alone).
+        #[arg(long)]
+        quick: bool,
+        /// Run only this section (repeatable): simulation, goserver, apiserver, features,
+        /// daemon.
+        #[arg(long)]
+        section: Vec<String>,
+    },
     /// Run the apiserver fixture with its etcd, print its URL, token and kubeconfig, and
     /// keep it up until Ctrl-C.
     Fixture,
@@ -52,18 +65,30 @@ fn main() -> anyhow::Result<()> {
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
         Command::Demo => driver::run(&env, "demo", &[]),
-        Command::Bench => driver::run(&env, "bench", &[]),
+        Command::Bench {
+            soak,
+            quick,
+            section,
+        } => driver::bench(&env, soak, quick, &section),
         Command::Fixture => driver::run(&env, "apiserver-fixture", &[]),
         Command::Validate { scenario } => driver::run(&env, "validate", scenario.as_slice()),
     }
 }
 
-/// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof and
-/// the reference controller built, and their locations (and sid's etcd and kubectl, and
-/// its Prometheus server and promtool) passed as the tests expect.
-fn run_tests_crate(env: &setup::Env, args: &[&str]) -> anyhow::Result<()> {
+/// How apiprof is built for the tests crate.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Debug,
+    /// As deployed: the bench measures apiprof's own CPU.
+    Release,
+}
+
+/// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof (in
+/// `profile`) and the reference controller built, and their locations (and sid's etcd
+/// and kubectl, and its Prometheus server and promtool) passed as the tests expect.
+fn run_tests_crate(env: &setup::Env, args: &[&str], profile: Profile) -> anyhow::Result<()> {
     let fixtures = fixtures::build(env)?;
-    let apiprof = build_apiprof(env)?;
+    let apiprof = build_apiprof(env, profile)?;
     let refctl = build_refctl(env)?;
     cmd::run(
         std::process::Command::new("cargo")
@@ -94,11 +119,17 @@ fn build_refctl(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Builds the `apiprof` binary (with its eBPF programs) and returns its path.
-fn build_apiprof(env: &setup::Env) -> anyhow::Result<std::path::PathBuf> {
-    cmd::run(
-        std::process::Command::new("cargo")
-            .current_dir(&env.root)
-            .args(["build", "--package", "profiler", "--bin", "apiprof"]),
-    )?;
-    Ok(env.target.join("debug/apiprof"))
+fn build_apiprof(env: &setup::Env, profile: Profile) -> anyhow::Result<std::path::PathBuf> {
+    let mut cargo = std::process::Command::new("cargo");
+    cargo
+        .current_dir(&env.root)
+        .args(["build", "--package", "profiler", "--bin", "apiprof"]);
+    if profile == Profile::Release {
+        cargo.arg("--release");
+    }
+    cmd::run(&mut cargo)?;
+    Ok(env.target.join(match profile {
+        Profile::Debug => "debug/apiprof",
+        Profile::Release => "release/apiprof",
+    }))
 }

@@ -22,5 +22,6 @@ pub fn run(env: &Env) -> anyhow::Result<()> {
             "--",
             "--test-threads=1",
         ],
+        crate::Profile::Debug,
     )
 }

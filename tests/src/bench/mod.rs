@@ -1,0 +1,128 @@
+//! `cargo xtask bench`: what observing a server costs it, measured side by side in one
+//! run (ratios, never timed assertions), and what the daemon itself costs.
+//!
+//! Sections, in order: the daemon's pipeline over 72 simulated hours; the Go fixture with
+//! each tracking feature added ([`goserver`]); the apiserver fixture not observed,
+//! recorded, followed by the daemon and audit-logged ([`apiserver`]); each feature's
+//! cost and each program's hits from the kernel's counters ([`features`]); the daemon's
+//! CPU, memory and drops up to the highest rate this machine drives ([`daemon_cost`]).
+//! `--soak` runs the 30-minute soak instead ([`soak`]).
+//!
+//! Method (../shared/MEASURING.md): every run starts a fresh server, warms it up, and
+//! reads CPU time from /proc/PID/stat just before and after the measured load;
+//! conditions are interleaved in a Latin square over the rounds; figures are medians with
+//! min–max. A full run writes everything it printed to `bench/results.md`.
+
+pub mod apiserver;
+pub mod daemon_cost;
+pub mod drive;
+pub mod features;
+pub mod goserver;
+pub mod machine;
+pub mod observe;
+pub mod out;
+pub mod probes;
+pub mod run;
+pub mod soak;
+
+use std::time::Duration;
+
+/// The sections a run can be limited to (`--section NAME`), in the order they run.
+pub const SECTIONS: [&str; 5] = ["simulation", "goserver", "apiserver", "features", "daemon"];
+
+/// What to run, and how long.
+#[derive(Debug)]
+pub struct Settings {
+    /// Rounds of interleaved conditions.
+    pub rounds: usize,
+    /// A tenth of the requests, one round, short daemon steps: for trying the bench out.
+    pub quick: bool,
+    /// Only the 30-minute soak.
+    pub soak: bool,
+    /// The sections to run (all of [`SECTIONS`] unless narrowed).
+    pub sections: Vec<String>,
+}
+
+impl Settings {
+    /// Parses `--quick`, `--soak` and `--section NAME` (repeatable).
+    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
+        let mut settings = Settings {
+            rounds: 4,
+            quick: false,
+            soak: false,
+            sections: Vec::new(),
+        };
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => settings.quick = true,
+                "--soak" => settings.soak = true,
+                "--section" => match args.next() {
+                    Some(name) if SECTIONS.contains(&name.as_str()) => settings.sections.push(name),
+                    other => {
+                        return Err(format!(
+                            "--section takes one of {SECTIONS:?}, got {other:?}"
+                        ))
+                    }
+                },
+                other => return Err(format!(
+                    "unknown argument {other:?}; usage: bench [--quick] [--soak] [--section {}]…",
+                    SECTIONS.join("|")
+                )),
+            }
+        }
+        if settings.quick {
+            settings.rounds = 1;
+        }
+        Ok(settings)
+    }
+
+    /// Whether section `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        !self.soak && (self.sections.is_empty() || self.sections.iter().any(|s| s == name))
+    }
+
+    /// Whether this is the full bench, whose output goes to `bench/results.md`.
+    pub fn is_full(&self) -> bool {
+        !self.quick && !self.soak && self.sections.is_empty()
+    }
+
+    /// `requests` of a full run, a tenth when quick.
+    pub fn requests(&self, requests: usize) -> usize {
+        if self.quick {
+            requests.div_ceil(10)
+        } else {
+            requests
+        }
+    }
+
+    /// `load` with its cycles scaled as [`Settings::requests`] scales requests.
+    pub fn scale(&self, mut load: run::Load) -> run::Load {
+        load.cycles = self.requests(load.cycles);
+        load
+    }
+
+    /// `duration` of a full run, a fifth when quick.
+    pub fn duration(&self, duration: Duration) -> Duration {
+        if self.quick {
+            duration / 5
+        } else {
+            duration
+        }
+    }
+}
+
+/// How long the daemon's pipeline (attribution, window, detectors) takes over 72
+/// simulated hours of a 500-client API server (tests/src/simulation.rs).
+pub fn simulated_hours(out: &mut out::Out) {
+    out.heading("The daemon's pipeline over 72 simulated hours");
+    let started = std::time::Instant::now();
+    let (live, truth) = crate::simulation::run(1);
+    let seconds = started.elapsed().as_secs_f64();
+    let findings = live.findings(crate::simulation::DURATION).len();
+    out.paragraph(format!(
+        "{} requests of 500 clients through the daemon's pipeline in {seconds:.1} s ({:.1} µs a request, release build), {findings} findings.",
+        truth.requests,
+        seconds / truth.requests as f64 * 1e6
+    ));
+}
