@@ -81,13 +81,7 @@ pub fn loads() -> [Load; 4] {
 pub const CONDITIONS: [(&str, Observation); 4] = [
     ("off", Observation::Off),
     ("record", Observation::Record(&[])),
-    (
-        "daemon",
-        Observation::Daemon {
-            args: &[],
-            client_pods: true,
-        },
-    ),
+    ("daemon", Observation::Daemon { client_pods: true }),
     ("audit", Observation::Audit),
 ];
 
@@ -207,12 +201,14 @@ fn ratios_row(load: &Load, runs: &BTreeMap<&str, Vec<Run>>) -> Vec<String> {
             added(c) / added("audit")
         )
     };
+    let raw = |c: &str| Spread::of(runs[c].iter().map(|r| r.server_us)).median;
+    let versus_off = |c: &str| format!("{} (raw {})", times(us(c), off), times(raw(c), raw("off")));
     vec![
         load.name.to_owned(),
         format!("{off:.0}"),
-        times(us("record"), off),
-        times(us("daemon"), off),
-        times(us("audit"), off),
+        versus_off("record"),
+        versus_off("daemon"),
+        versus_off("audit"),
         versus_audit("record"),
         versus_audit("daemon"),
     ]

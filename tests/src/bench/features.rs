@@ -30,17 +30,11 @@ const LADDER: [(&str, Observation); 6] = [
     ),
     (
         "daemon --no-client-pods",
-        Observation::Daemon {
-            args: &[],
-            client_pods: false,
-        },
+        Observation::Daemon { client_pods: false },
     ),
     (
         "daemon: + client identity (Pods reflector)",
-        Observation::Daemon {
-            args: &[],
-            client_pods: true,
-        },
+        Observation::Daemon { client_pods: true },
     ),
 ];
 

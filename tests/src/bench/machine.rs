@@ -1,4 +1,5 @@
-//! Where and when the bench ran, from /proc; and `bench/results.md`, written by a full run.
+//! Where and when the bench ran, from /proc; and the files in `bench/` a full run writes
+//! (`results.md`; `soak.md` for `--soak`).
 
 use std::path::PathBuf;
 
@@ -29,16 +30,14 @@ pub fn describe() -> String {
     )
 }
 
-/// `bench/results.md` in the repository.
-pub fn results_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/results.md")
-}
-
-/// Writes `text` under a title to `bench/results.md`.
-pub fn write_results(text: &str) {
-    let path = results_path();
+/// Writes `text` under a title to `bench/NAME` in the repository; `command` is what
+/// writes it again.
+pub fn write_results(name: &str, command: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../bench")
+        .join(name);
     let document = format!(
-        "# `cargo xtask bench` results\n\nWritten by the bench itself (tests/src/bench/); run `cargo xtask bench` to measure again.\n{text}"
+        "# `{command}` results\n\nWritten by the bench itself (tests/src/bench/); run `{command}` to measure again.\n{text}"
     );
     std::fs::write(&path, document).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     eprintln!("bench: wrote {}", path.display());

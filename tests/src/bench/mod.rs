@@ -65,10 +65,12 @@ impl Settings {
                         ))
                     }
                 },
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown argument {other:?}; usage: bench [--quick] [--soak] [--section {}]…",
                     SECTIONS.join("|")
-                )),
+                ))
+                }
             }
         }
         if settings.quick {

@@ -53,11 +53,9 @@ pub enum Observation {
     Off,
     /// `apiprof record --pid PID` with these flags.
     Record(&'static [&'static str]),
-    /// `apiprof daemon --pid PID` with these flags; with the fixture's kubeconfig when
-    /// `client_pods` (it watches the Pods to name clients).
+    /// `apiprof daemon --pid PID`: with the fixture's kubeconfig when it watches the
+    /// cluster's Pods to name clients (client identity), else `--no-client-pods`.
     Daemon {
-        /// More flags.
-        args: &'static [&'static str],
         /// Whether it watches the cluster's Pods.
         client_pods: bool,
     },
@@ -220,13 +218,11 @@ async fn observe(how: Observation, server: &ApiServer, dir: &Path) -> Observer {
     match how {
         Observation::Off | Observation::Audit => Observer::None,
         Observation::Record(flags) => Observer::record(server.pid(), dir, flags),
-        Observation::Daemon { args, client_pods } => {
-            let kubeconfig = client_pods.then_some(server.kubeconfig.as_path());
-            let mut all = args.to_vec();
-            if !client_pods {
-                all.push("--no-client-pods");
-            }
-            Observer::daemon(server.pid(), &all, kubeconfig).await
+        Observation::Daemon { client_pods: true } => {
+            Observer::daemon(server.pid(), &[], Some(&server.kubeconfig)).await
+        }
+        Observation::Daemon { client_pods: false } => {
+            Observer::daemon(server.pid(), &["--no-client-pods"], None).await
         }
     }
 }

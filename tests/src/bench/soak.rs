@@ -27,7 +27,7 @@ pub async fn section(out: &mut Out, settings: &Settings) {
     out.heading("Soak: the daemon at a steady rate");
     out.paragraph(format!(
         "{RATE:.0} small GETs per second for {minutes} × {} s on the Go fixture, `apiprof daemon --pid --retention {RETENTION}`; \
-         RSS after each minute; the first {warm_up} are warm-up.",
+         RSS after each minute; minutes 1 to {warm_up} are the warm-up.",
         minute.as_secs()
     ));
     out.line("| minute | achieved req/s | daemon CPU (cores) | ns/event | RSS MiB | dropped |");
@@ -61,7 +61,7 @@ fn verdicts(out: &mut Out, rss: &[f64], dropped: f64) {
     let within = low >= reference * (1.0 - TOLERANCE) && high <= reference * (1.0 + TOLERANCE);
     out.line("");
     out.line(format!(
-        "{}: RSS after warm-up {low:.1}–{high:.1} MiB, within ±{:.0}% of {reference:.1} MiB",
+        "{}: RSS after warm-up {low:.1}–{high:.1} MiB; allowed ±{:.0}% of the first minute after it, {reference:.1} MiB",
         verdict(within),
         TOLERANCE * 100.0
     ));

@@ -1,6 +1,6 @@
 //! `cargo xtask bench [--soak]`: what observing a server costs it, and what the daemon
 //! itself costs (see [`apiprof_tests::bench`]). `--quick` (a tenth of the load) and
-//! `--section NAME` (repeatable) make a partial run, which leaves `bench/results.md` alone.
+//! `--section NAME` (repeatable) make a partial run, which leaves `bench/` alone.
 
 use apiprof_tests::bench::{
     apiserver, daemon_cost, features, goserver, machine, out::Out, simulated_hours, soak, Settings,
@@ -34,8 +34,10 @@ async fn main() {
         daemon_cost::section(&mut out, &settings).await;
     }
     if settings.is_full() {
-        machine::write_results(out.text());
+        machine::write_results("results.md", "cargo xtask bench", out.text());
+    } else if settings.soak && !settings.quick {
+        machine::write_results("soak.md", "cargo xtask bench --soak", out.text());
     } else {
-        eprintln!("bench: a partial run ({settings:?}): bench/results.md left as it was");
+        eprintln!("bench: a partial run ({settings:?}): bench/ left as it was");
     }
 }
