@@ -101,10 +101,11 @@ impl Step {
         self.cores * 1e9 / self.events_per_s
     }
 
-    fn row(&self, reference_ns: f64) -> Vec<String> {
+    fn row(&self, label: &str, reference_ns: f64) -> Vec<String> {
         vec![
+            label.to_owned(),
             self.asked
-                .map_or("as fast as possible".into(), |r| format!("{r:.0}")),
+                .map_or("as fast as answered".into(), |r| format!("{r:.0}")),
             format!("{:.0}", self.rate),
             format!("{:.2}", self.events_per_s / self.rate),
             format!("{:.3}", self.cores),
@@ -116,7 +117,8 @@ impl Step {
     }
 }
 
-const HEADER: [&str; 8] = [
+const HEADER: [&str; 9] = [
+    "step",
     "rate asked (req/s)",
     "achieved (req/s)",
     "events/request",
@@ -127,61 +129,76 @@ const HEADER: [&str; 8] = [
     "dropped",
 ];
 
-/// The highest rate, then the sweep; prints the table and the extrapolation.
+/// The highest rate, the issue's rate when this machine reaches it, then the sweep;
+/// prints the table and what it means.
 pub async fn section(out: &mut Out, settings: &Settings) {
     out.heading("The daemon's own cost");
     let duration = settings.duration(Duration::from_secs(15));
     out.paragraph(format!(
         "`apiprof daemon --pid` (release build, default settings, `--no-client-pods`) on the Go fixture ({BUILD}), \
-         small GETs over {WORKERS} HTTP/1.1 connections from this process for {} s a step; CPU and RSS from /proc, \
-         events and drops from the daemon's `/metrics`.",
+         small GETs over {WORKERS} HTTP/1.1 connections from this process for {} s a step, one daemon throughout; \
+         CPU and RSS from /proc, events and drops from the daemon's `/metrics`. \
+         The sweep's base rate is the highest rate ÷ 16.",
         duration.as_secs()
     ));
     let setup = Setup::start(&[]).await;
     let max = setup.step(None, duration).await;
-    let base = (max.rate / 16.0 / 10.0).floor() * 10.0;
-    let mut steps = vec![max];
-    for k in [1.0, 4.0, 16.0] {
-        steps.push(setup.step(Some(base * k), duration).await);
+    let mut rows = vec![("highest".to_owned(), max)];
+    if max.rate >= TARGET_RATE {
+        let target = setup.step(Some(TARGET_RATE), duration).await;
+        rows.push(("the issue's rate".to_owned(), target));
     }
-    let reference = steps[1].ns_per_event();
-    let rows: Vec<Vec<String>> = steps.iter().map(|s| s.row(reference)).collect();
-    out.table(&HEADER, &rows);
-    conclusions(out, &steps);
+    let base = (max.rate / 16.0 / 10.0).floor() * 10.0;
+    let mut sweep = Vec::new();
+    for k in [1.0, 4.0, 16.0] {
+        let step = setup.step(Some(base * k), duration).await;
+        rows.push((format!("{k}× base"), step));
+        sweep.push(step);
+    }
+    let reference = sweep[0].ns_per_event();
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(label, step)| step.row(label, reference))
+        .collect();
+    out.table(&HEADER, &table);
+    conclusions(out, &rows, &sweep);
 }
 
-fn conclusions(out: &mut Out, steps: &[Step]) {
-    let max = steps[0];
+fn conclusions(out: &mut Out, rows: &[(String, Step)], sweep: &[Step]) {
+    let max = rows[0].1;
     let events_per_request = max.events_per_s / max.rate;
-    let cores_at_target = TARGET_RATE * events_per_request * max.ns_per_event() / 1e9;
-    if max.rate < TARGET_RATE {
-        out.paragraph(format!(
-            "This machine drives at most {:.0} req/s of small GETs (load, server and daemon share its cores), short of {TARGET_RATE:.0}. \
-             Extrapolated at the highest rate's {:.0} ns/event and {events_per_request:.2} events/request: \
-             {TARGET_RATE:.0} req/s would cost the daemon {cores_at_target:.3} cores (target ≤ 0.25).",
-            max.rate,
-            max.ns_per_event()
-        ));
-    } else {
-        out.paragraph(format!(
-            "At {:.0} req/s the daemon used {:.3} cores (target ≤ 0.25 at {TARGET_RATE:.0} req/s: {cores_at_target:.3}).",
-            max.rate, max.cores
-        ));
-    }
-    let rss = steps.iter().map(|s| s.rss_mib).fold(0.0, f64::max);
-    out.paragraph(format!(
-        "Daemon RSS at most {rss:.1} MiB (target ≤ 100 MiB)."
-    ));
-    match steps.iter().filter(|s| s.dropped > 0.0).map(|s| s.rate).reduce(f64::min) {
-        Some(rate) => out.paragraph(format!("Drops begin at {rate:.0} req/s.")),
+    let extrapolated = TARGET_RATE * events_per_request * max.ns_per_event() / 1e9;
+    match rows.iter().find(|(label, _)| label == "the issue's rate") {
+        Some((_, at)) => out.paragraph(format!(
+            "At {:.0} req/s the daemon used {:.3} cores and {:.1} MiB, dropping {:.0} events (targets: ≤ 0.25 core, ≤ 100 MiB, 0).",
+            at.rate, at.cores, at.rss_mib, at.dropped
+        )),
         None => out.paragraph(format!(
-            "No event dropped at any rate up to {:.0} req/s: drops begin beyond what this machine can drive.",
-            steps.iter().map(|s| s.rate).fold(0.0, f64::max)
+            "This machine drives at most {:.0} req/s of small GETs (load, server and daemon share its cores), short of {TARGET_RATE:.0}.",
+            max.rate
         )),
     }
-    let growth = steps[3].ns_per_event() / steps[1].ns_per_event();
     out.paragraph(format!(
-        "Cost per event at 16× ÷ at 1×: {growth:.2} ({} than linear growth of the daemon's cost with the rate).",
+        "Per event at the highest rate: {:.0} ns, {events_per_request:.2} events a request; so {TARGET_RATE:.0} req/s cost {extrapolated:.3} cores \
+         (target ≤ 0.25). RSS at most {:.1} MiB (target ≤ 100 MiB).",
+        max.ns_per_event(),
+        rows.iter().map(|(_, s)| s.rss_mib).fold(0.0, f64::max)
+    ));
+    let fastest = rows.iter().map(|(_, s)| s.rate).fold(0.0, f64::max);
+    match rows
+        .iter()
+        .filter(|(_, s)| s.dropped > 0.0)
+        .map(|(_, s)| s.rate)
+        .reduce(f64::min)
+    {
+        Some(rate) => out.paragraph(format!("Drops begin at {rate:.0} req/s.")),
+        None => out.paragraph(format!(
+            "No event dropped at any rate up to {fastest:.0} req/s: drops begin beyond what this machine can drive."
+        )),
+    }
+    let growth = sweep[2].ns_per_event() / sweep[0].ns_per_event();
+    out.paragraph(format!(
+        "Cost per event at 16× ÷ at 1×: {growth:.2}: the daemon's CPU grows {} than linearly with the rate.",
         if growth <= 1.05 { "no faster" } else { "faster" }
     ));
 }

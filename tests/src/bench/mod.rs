@@ -128,3 +128,40 @@ pub fn simulated_hours(out: &mut out::Out) {
         seconds / truth.requests as f64 * 1e6
     ));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        Settings::parse(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn no_arguments_run_every_section_but_the_soak_and_write_the_results() {
+        let settings = parse(&[]).unwrap();
+        assert!(SECTIONS.iter().all(|s| settings.runs(s)));
+        assert!(settings.is_full() && !settings.soak && settings.rounds == 4);
+    }
+
+    #[test]
+    fn sections_and_quick_make_a_partial_run() {
+        let settings = parse(&["--quick", "--section", "daemon"]).unwrap();
+        assert!(settings.runs("daemon") && !settings.runs("apiserver"));
+        assert!(!settings.is_full());
+        assert_eq!((settings.rounds, settings.requests(15_000)), (1, 1_500));
+    }
+
+    #[test]
+    fn the_soak_runs_alone() {
+        let settings = parse(&["--soak"]).unwrap();
+        assert!(SECTIONS.iter().all(|s| !settings.runs(s)) && !settings.is_full());
+    }
+
+    #[test]
+    fn unknown_arguments_and_sections_are_refused() {
+        assert!(parse(&["--fast"]).is_err());
+        assert!(parse(&["--section", "everything"]).is_err());
+        assert!(parse(&["--section"]).is_err());
+    }
+}

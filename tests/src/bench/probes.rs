@@ -198,3 +198,47 @@ fn program_ids(pid: u32) -> Vec<u32> {
     ids.dedup();
     ids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_probe_table_program_is_listed_once_under_its_feature() {
+        let all = programs();
+        for (feature, table) in [
+            ("attribution", HTTP),
+            ("lineage", LINEAGE),
+            ("allocation", ALLOC),
+        ] {
+            for probe in table {
+                let listed: Vec<&Program> =
+                    all.iter().filter(|p| p.name == probe.program).collect();
+                assert_eq!(
+                    listed.len(),
+                    1,
+                    "{} listed {} times",
+                    probe.program,
+                    listed.len()
+                );
+                assert_eq!(listed[0].feature, feature, "{}", probe.program);
+            }
+        }
+        assert_eq!(all.last().map(|p| p.name.as_str()), Some(CPU_SAMPLE));
+    }
+
+    #[test]
+    fn a_difference_of_readings_is_what_ran_between_them() {
+        let reading = |runs, ms| {
+            let count = Count {
+                runs,
+                time: Duration::from_millis(ms),
+            };
+            Counters(BTreeMap::from([("http_serve".to_owned(), count)]))
+        };
+        let between = reading(30, 9) - reading(10, 4);
+        assert_eq!(between.0["http_serve"].runs, 20);
+        assert_eq!(between.0["http_serve"].time, Duration::from_millis(5));
+        assert_eq!(between.feature("attribution", 10), (2.0, 500.0));
+    }
+}
