@@ -8,7 +8,7 @@
 
 use std::{collections::BTreeMap, ops::Sub, os::fd::OwnedFd, time::Duration};
 
-use apiprof::target::probes::{At, Probe, ALLOC, HTTP, LINEAGE};
+use apiprof::target::probes::{Probe, ALLOC, HTTP, LINEAGE};
 
 /// The CPU sampler's program (attached to perf events, not in a probe table).
 const CPU_SAMPLE: &str = "cpu_sample";
@@ -23,7 +23,7 @@ pub struct Program {
     pub feature: &'static str,
     /// Its name in profiler-ebpf.
     pub name: String,
-    /// Where it runs: `entry`, `RETs`, `CALL f`, `perf event`.
+    /// Where it runs, as its probe table says (`Entry`, `CallTo("f")`), or `perf event`.
     pub at: String,
 }
 
@@ -49,11 +49,8 @@ pub fn programs() -> Vec<Program> {
 
 /// Adds `probe`'s program, or where else it runs to the program already listed.
 fn add(all: &mut Vec<Program>, feature: &'static str, probe: &Probe) {
-    let at = match probe.at {
-        At::Entry => "entry".to_owned(),
-        At::Returns => "RETs".to_owned(),
-        At::CallTo(f) => format!("CALL {f}"),
-    };
+    // As the table names it (`Entry`, `CallTo("f")`), whatever places it grows.
+    let at = format!("{:?}", probe.at);
     match all.iter_mut().find(|p| p.name == probe.program) {
         Some(known) if !known.at.split(", ").any(|a| a == at) => {
             known.at = format!("{}, {at}", known.at)
@@ -234,11 +231,11 @@ mod tests {
                 runs,
                 time: Duration::from_millis(ms),
             };
-            Counters(BTreeMap::from([("http_serve".to_owned(), count)]))
+            Counters(BTreeMap::from([(HTTP[0].program.to_owned(), count)]))
         };
         let between = reading(30, 9) - reading(10, 4);
-        assert_eq!(between.0["http_serve"].runs, 20);
-        assert_eq!(between.0["http_serve"].time, Duration::from_millis(5));
+        assert_eq!(between.0[HTTP[0].program].runs, 20);
+        assert_eq!(between.0[HTTP[0].program].time, Duration::from_millis(5));
         assert_eq!(between.feature("attribution", 10), (2.0, 500.0));
     }
 }
