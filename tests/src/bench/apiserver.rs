@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 
 use super::{
     drive::Shape,
+    interleaved,
     out::{times, Out, Spread},
     run::{measure, Load, Normaliser, Observation, Run, CONCURRENCY, CONFIGMAPS},
     Settings,
@@ -103,7 +104,11 @@ pub async fn section(out: &mut Out, settings: &Settings) {
     let mut summary = Vec::new();
     for load in loads() {
         let load = settings.scale(load);
-        let runs = interleaved(&load, settings.rounds).await;
+        let names = CONDITIONS.map(|(name, _)| name);
+        let runs = interleaved(&names, settings.rounds, |i| {
+            measure(BUILD, &load, CONDITIONS[i].1, false)
+        })
+        .await;
         print_load(out, &load, &runs);
         summary.push(ratios_row(&load, &runs));
     }
@@ -120,19 +125,6 @@ pub async fn section(out: &mut Out, settings: &Settings) {
         ],
         &summary,
     );
-}
-
-/// Every condition `rounds` times, round r starting at condition r (a Latin square).
-async fn interleaved(load: &Load, rounds: usize) -> BTreeMap<&'static str, Vec<Run>> {
-    let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-    for round in 0..rounds {
-        for i in 0..CONDITIONS.len() {
-            let (name, how) = CONDITIONS[(i + round) % CONDITIONS.len()];
-            let run = measure(BUILD, load, how, false).await;
-            runs.entry(name).or_default().push(run);
-        }
-    }
-    runs
 }
 
 /// A condition's normalised apiserver CPU per request, µs: its median ratio of apiserver

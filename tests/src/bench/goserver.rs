@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, time::Instant};
 
 use super::{
     drive::{closed_loop, Sender, Shape},
+    interleaved,
     observe::Observer,
     out::{times, Out, Spread},
     probes::{self, HEADER},
@@ -59,14 +60,12 @@ pub async fn section(out: &mut Out, settings: &Settings) {
             path: CONFIGMAPS,
             query,
         };
-        let mut runs: BTreeMap<&str, Vec<Run>> = BTreeMap::new();
-        for round in 0..settings.rounds {
-            for i in 0..CONDITIONS.len() {
-                let (condition, flags) = CONDITIONS[(i + round) % CONDITIONS.len()];
-                let run = measure(name, shape, requests, condition, flags).await;
-                runs.entry(condition).or_default().push(run);
-            }
-        }
+        let names = CONDITIONS.map(|(condition, _)| condition);
+        let runs = interleaved(&names, settings.rounds, |i| {
+            let (condition, flags) = CONDITIONS[i];
+            measure(name, shape, requests, condition, flags)
+        })
+        .await;
         print_load(out, name, requests, &runs);
         program_hits(out, name, shape, requests).await;
     }

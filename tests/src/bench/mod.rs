@@ -25,7 +25,7 @@ pub mod probes;
 pub mod run;
 pub mod soak;
 
-use std::time::Duration;
+use std::{collections::BTreeMap, future::Future, time::Duration};
 
 /// The sections a run can be limited to (`--section NAME`), in the order they run.
 pub const SECTIONS: [&str; 5] = ["simulation", "goserver", "apiserver", "features", "daemon"];
@@ -112,6 +112,25 @@ impl Settings {
             duration
         }
     }
+}
+
+/// Runs every one of `conditions` `rounds` times, round r starting at condition r (a
+/// Latin square: each condition runs as often in each place of a round); `run(i)`
+/// measures condition `i` once. Returns the runs by condition name.
+pub async fn interleaved<R, F: Future<Output = R>>(
+    conditions: &[&'static str],
+    rounds: usize,
+    mut run: impl FnMut(usize) -> F,
+) -> BTreeMap<&'static str, Vec<R>> {
+    let mut runs: BTreeMap<&str, Vec<R>> = BTreeMap::new();
+    for round in 0..rounds {
+        for i in 0..conditions.len() {
+            let condition = (i + round) % conditions.len();
+            let result = run(condition).await;
+            runs.entry(conditions[condition]).or_default().push(result);
+        }
+    }
+    runs
 }
 
 /// How long the daemon's pipeline (attribution, window, detectors) takes over 72

@@ -6,7 +6,12 @@
 //! programs the observer process holds are counted (their ids from
 //! `/proc/PID/fdinfo`), so another apiprof running on the machine changes nothing.
 
-use std::{collections::BTreeMap, ops::Sub, os::fd::OwnedFd, time::Duration};
+use std::{
+    collections::BTreeMap,
+    ops::{Add, Sub},
+    os::fd::OwnedFd,
+    time::Duration,
+};
 
 use apiprof::target::probes::{Probe, ALLOC, HTTP, LINEAGE};
 
@@ -23,7 +28,7 @@ pub struct Program {
     pub feature: &'static str,
     /// Its name in profiler-ebpf.
     pub name: String,
-    /// Where it runs, as its probe table says (`Entry`, `CallTo("f")`), or `perf event`.
+    /// Where it runs, as its probe table says (`Entry`, `CallTo`), or `perf event`.
     pub at: String,
 }
 
@@ -49,8 +54,10 @@ pub fn programs() -> Vec<Program> {
 
 /// Adds `probe`'s program, or where else it runs to the program already listed.
 fn add(all: &mut Vec<Program>, feature: &'static str, probe: &Probe) {
-    // As the table names it (`Entry`, `CallTo("f")`), whatever places it grows.
+    // The kind of place as the table names it (`Entry`, `CallTo`), whatever kinds it
+    // grows; the functions called are many and long.
     let at = format!("{:?}", probe.at);
+    let at = at.split('(').next().unwrap_or(&at).to_owned();
     match all.iter_mut().find(|p| p.name == probe.program) {
         Some(known) if !known.at.split(", ").any(|a| a == at) => {
             known.at = format!("{}, {at}", known.at)
@@ -103,6 +110,21 @@ pub fn counters(pid: u32) -> Counters {
         count.time += info.run_time();
     }
     Counters(counts)
+}
+
+impl Add for Counters {
+    type Output = Counters;
+
+    /// Two runs' counts together.
+    fn add(self, other: Counters) -> Counters {
+        let mut counts = self.0;
+        for (name, count) in other.0 {
+            let sum = counts.entry(name).or_default();
+            sum.runs += count.runs;
+            sum.time += count.time;
+        }
+        Counters(counts)
+    }
 }
 
 impl Sub for Counters {
