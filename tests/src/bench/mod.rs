@@ -1,15 +1,15 @@
 //! `cargo xtask bench`: what observing a server costs it, measured side by side in one
 //! run (ratios, never timed assertions), and what the daemon itself costs.
 //!
-//! Sections, in order: the daemon's pipeline over 72 simulated hours; the Go fixture with
-//! each tracking feature added ([`goserver`]); the apiserver fixture not observed,
-//! recorded, followed by the daemon and audit-logged ([`apiserver`]); each feature's
-//! cost and each program's hits from the kernel's counters ([`features`]); the daemon's
-//! CPU, memory and drops up to the highest rate this machine drives ([`daemon_cost`]).
+//! Sections, in order: the apiserver fixture not observed, recorded, followed by the
+//! daemon and audit-logged ([`apiserver`]); each feature's cost and each program's hits
+//! from the kernel's counters ([`features`]); the Go fixture with each tracking feature
+//! added ([`goserver`]); the daemon's CPU, memory and drops up to the highest rate this
+//! machine drives ([`daemon_cost`]); the daemon's pipeline over 72 simulated hours.
 //! `--soak` runs the 30-minute soak instead ([`soak`]).
 //!
 //! Method (../shared/MEASURING.md): every run starts a fresh server, warms it up, and
-//! reads CPU time from /proc/PID/stat just before and after the measured load;
+//! reads CPU time from /proc (`process::cpu_seconds`) just before and after the measured load;
 //! conditions are interleaved in a Latin square over the rounds; figures are medians with
 //! min–max. A full run writes everything it printed to `bench/results.md`.
 
@@ -28,7 +28,7 @@ pub mod soak;
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
 /// The sections a run can be limited to (`--section NAME`), in the order they run.
-pub const SECTIONS: [&str; 5] = ["simulation", "goserver", "apiserver", "features", "daemon"];
+pub const SECTIONS: [&str; 5] = ["apiserver", "features", "goserver", "daemon", "simulation"];
 
 /// What to run, and how long.
 #[derive(Debug)]

@@ -18,20 +18,20 @@ async fn main() {
     if settings.soak {
         soak::section(&mut out, &settings).await;
     }
-    if settings.runs("simulation") {
-        simulated_hours(&mut out);
-    }
-    if settings.runs("goserver") {
-        goserver::section(&mut out, &settings).await;
-    }
     if settings.runs("apiserver") {
         apiserver::section(&mut out, &settings).await;
     }
     if settings.runs("features") {
         features::section(&mut out, &settings).await;
     }
+    if settings.runs("goserver") {
+        goserver::section(&mut out, &settings).await;
+    }
     if settings.runs("daemon") {
         daemon_cost::section(&mut out, &settings).await;
+    }
+    if settings.runs("simulation") {
+        simulated_hours(&mut out);
     }
     if settings.is_full() {
         machine::write_results("results.md", "cargo xtask bench", out.text());
