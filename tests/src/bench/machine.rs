@@ -33,9 +33,9 @@ pub fn describe() -> String {
 /// Writes `text` under a title to `bench/NAME` in the repository; `command` is what
 /// writes it again.
 pub fn write_results(name: &str, command: &str, text: &str) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../bench")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let path = dir.join(name);
     let document = format!(
         "# `{command}` results\n\nWritten by the bench itself (tests/src/bench/); run `{command}` to measure again.\n{text}"
     );
