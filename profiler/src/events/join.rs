@@ -55,10 +55,15 @@ impl Join {
                     return None;
                 }
                 // A request whose end was lost no longer owns this goroutine.
-                if let Some((_, goid)) = self.serving.insert(r.goroutine, (r.request, r.goid)) {
+                if let Some((_, goid)) = self.serving.remove(&r.goroutine) {
                     self.serving_goids.remove(&goid);
                 }
-                self.serving_goids.insert(r.goid, r.request);
+                // Past the bound (ends lost wholesale), starts are still reported; their
+                // ends and samples are not joined.
+                if self.serving.len() < MAX_GOROUTINES {
+                    self.serving.insert(r.goroutine, (r.request, r.goid));
+                    self.serving_goids.insert(r.goid, r.request);
+                }
             }
             Event::HttpResponse(r) => {
                 let (request, goid) = self.serving.remove(&r.goroutine)?;
