@@ -40,8 +40,8 @@ enum Command {
         /// left alone).
         #[arg(long)]
         quick: bool,
-        /// Run only this section (repeatable): simulation, goserver, apiserver, features,
-        /// daemon.
+        /// Run only this section (repeatable): apiserver, features, goserver, daemon,
+        /// simulation.
         #[arg(long)]
         section: Vec<String>,
     },

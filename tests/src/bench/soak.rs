@@ -69,6 +69,10 @@ fn verdicts(out: &mut Out, rss: &[f64], dropped: f64) {
         "{}: {dropped:.0} events dropped",
         verdict(dropped == 0.0)
     ));
+    out.line(format!(
+        "RSS trend after warm-up: {:+.3} MiB a minute (least squares; a verdict needs none, a longer soak tells whether it levels off)",
+        slope(rss)
+    ));
 }
 
 fn verdict(passed: bool) -> &'static str {
@@ -76,5 +80,34 @@ fn verdict(passed: bool) -> &'static str {
         "PASS"
     } else {
         "FAIL"
+    }
+}
+
+/// The least-squares slope of `values` over their index.
+fn slope(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    let mean_x = (n - 1.0) / 2.0;
+    let mean_y = values.iter().sum::<f64>() / n;
+    let (mut covariance, mut variance) = (0.0, 0.0);
+    for (x, y) in values.iter().enumerate() {
+        let dx = x as f64 - mean_x;
+        covariance += dx * (y - mean_y);
+        variance += dx * dx;
+    }
+    if variance == 0.0 {
+        0.0
+    } else {
+        covariance / variance
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slope;
+
+    #[test]
+    fn slope_of_a_line_and_of_one_point() {
+        assert_eq!(slope(&[1.0, 3.0, 5.0, 7.0]), 2.0);
+        assert_eq!(slope(&[4.0]), 0.0);
     }
 }
