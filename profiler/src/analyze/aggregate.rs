@@ -10,6 +10,7 @@ use super::{
     attribute::{Attributor, Sample, Sink},
     detect::{Clock, Detectors, Finding},
     dimension::{Dimension, MIXED},
+    filter::Filter,
     request::Request,
     rows::{Rows, Stats},
     stacks::{StackId, StackTable},
@@ -38,6 +39,8 @@ pub struct Row {
     pub latency_ms_p50: Option<f64>,
     /// 99th percentile of the same.
     pub latency_ms_p99: Option<f64>,
+    /// Handler latency of the same, summed: seconds spent serving them.
+    pub latency_seconds: f64,
     /// Requests still being served at the end (open WATCHes among them).
     pub in_flight: u64,
     /// Finished WATCHes: their summed duration, seconds.
@@ -160,6 +163,7 @@ fn row(stats: &Stats, in_flight: u64) -> Row {
         response_bytes: stats.response_bytes,
         latency_ms_p50: stats.latency.percentile_ms(50),
         latency_ms_p99: stats.latency.percentile_ms(99),
+        latency_seconds: stats.latency.sum_ns as f64 / 1e9,
         in_flight,
         watch_seconds: stats.watch_ns as f64 / 1e9,
         alloc_bytes: stats.alloc_bytes.round() as u64,
@@ -181,13 +185,17 @@ pub struct Analysis {
     clock: Clock,
     /// How the capture was recorded and whether it is complete.
     pub meta: Meta,
+    /// The requests the rows keep.
+    filter: Filter,
 }
 
-/// [`Sink`] of a capture's analysis.
+/// [`Sink`] of a capture's analysis: the rows keep what the filter admits, the
+/// detectors see everything.
 struct FileSink<'a> {
     rows: &'a mut Rows,
     stacks: &'a mut StackTable,
     detectors: &'a mut Detectors,
+    filter: &'a Filter,
 }
 
 impl Sink for FileSink<'_> {
@@ -196,24 +204,35 @@ impl Sink for FileSink<'_> {
     }
 
     fn start(&mut self, at_ns: u64, request: &Request) {
-        self.rows.start(request);
+        if self.filter.admits(request) {
+            self.rows.start(request);
+        }
         self.detectors.start(at_ns, request);
     }
 
     fn end(&mut self, at_ns: u64, request: &Request, response: &HttpResponse) {
-        self.rows.end(request, response);
+        if self.filter.admits(request) {
+            self.rows.end(request, response);
+        }
         self.detectors.end(at_ns, request, response);
     }
 
     fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample) {
-        self.rows.sample(target, owner, sample);
+        let kept = match owner {
+            Some(request) => self.filter.admits(request),
+            None => self.filter.admits_background(),
+        };
+        if kept {
+            self.rows.sample(target, owner, sample);
+        }
         self.detectors.sample(at_ns, target, owner, sample.cost);
     }
 }
 
 impl Analysis {
-    /// An empty analysis of the capture `header` starts, grouped by `by`.
-    pub fn new(header: &Header, by: &[Dimension]) -> Self {
+    /// An empty analysis of the capture `header` starts, grouped by `by`, of the
+    /// requests `filter` keeps.
+    pub fn new(header: &Header, by: &[Dimension], filter: Filter) -> Self {
         Self {
             rows: Rows::new(by, true),
             stacks: StackTable::default(),
@@ -226,13 +245,14 @@ impl Analysis {
                 dropped_events: 0,
                 complete: false,
             },
+            filter,
         }
     }
 
-    /// Reads the capture at `path` and groups it by `by`.
-    pub fn of_capture(path: &Path, by: &[Dimension]) -> Result<Self, CaptureError> {
+    /// Reads the capture at `path` and groups by `by` the requests `filter` keeps.
+    pub fn of_capture(path: &Path, by: &[Dimension], filter: Filter) -> Result<Self, CaptureError> {
         let mut reader = Reader::open(path)?;
-        let mut analysis = Self::new(reader.header(), by);
+        let mut analysis = Self::new(reader.header(), by, filter);
         while let Some(record) = reader.next_record()? {
             analysis.record(record);
         }
@@ -255,6 +275,7 @@ impl Analysis {
             rows: &mut self.rows,
             stacks: &mut self.stacks,
             detectors: &mut self.detectors,
+            filter: &self.filter,
         };
         self.attributor.record(record, &mut sink);
     }
@@ -262,7 +283,11 @@ impl Analysis {
     /// The report of what was read; the capture is over, so every burst has ended.
     pub fn report(&self) -> Report {
         let findings = self.detectors.findings(u64::MAX / 2, &self.clock);
-        report(&self.rows, self.attributor.in_flight(), self.meta, findings)
+        let in_flight = self
+            .attributor
+            .in_flight()
+            .filter(|r| self.filter.admits(r));
+        report(&self.rows, in_flight, self.meta, findings)
     }
 }
 

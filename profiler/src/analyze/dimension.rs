@@ -138,6 +138,17 @@ impl Dimension {
     }
 }
 
+/// A dimension's value as reports show it: the text itself, `""` for empty, `-` for
+/// null.
+pub fn shown(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.is_empty() => "\"\"".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

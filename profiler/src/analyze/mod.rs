@@ -10,6 +10,7 @@ pub mod attribute;
 pub mod clients;
 pub mod detect;
 pub mod dimension;
+pub mod filter;
 pub mod k8s;
 pub mod latency;
 pub mod names;

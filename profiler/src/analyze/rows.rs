@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{
     attribute::{Cost, Sample},
     dimension::Dimension,
+    filter::Filter,
     latency::Latency,
     request::Request,
     stacks::StackId,
@@ -249,5 +250,13 @@ impl Rows {
                 .merge(stats);
         }
         self.truncated_requests += other.truncated_requests;
+    }
+
+    /// Adds the rows of `other` (a finer grouping) that `filter` keeps, regrouped by this
+    /// one's dimensions; the background matches no filter.
+    pub fn merge_filtered(&mut self, other: &Rows, filter: &Filter) {
+        for stats in other.rows.values().filter(|s| filter.admits_row(s)) {
+            self.add(stats);
+        }
     }
 }

@@ -10,6 +10,7 @@ use super::{
     attribute::{Sample, Sink},
     detect::Detectors,
     dimension::Dimension,
+    filter::Filter,
     names::{bounded, Names},
     request::Request,
     rows::{Rows, OTHER},
@@ -65,8 +66,8 @@ pub struct Settings {
 /// A report asked for something the daemon does not keep.
 #[derive(Debug, thiserror::Error)]
 pub enum WindowError {
-    /// Grouping by a dimension with unbounded values.
-    #[error("the daemon does not group by {dimension} (its values are unbounded; each row keeps one value or \"*\"); group by {kept}, or record a capture (apiprof daemon --capture DIR) and report that")]
+    /// Grouping or filtering by a dimension with unbounded values.
+    #[error("the daemon does not keep requests apart by {dimension} (its values are unbounded; each row keeps one value or \"*\"); group or filter by {kept}, or record a capture (apiprof daemon --capture DIR) and report that")]
     NotKept {
         /// The dimension asked for.
         dimension: &'static str,
@@ -134,20 +135,36 @@ impl Window {
         self.user_agents.len()
     }
 
-    /// The rows of the buckets that overlap the last `window_ns` before `now_ns`,
-    /// grouped by `by`.
-    pub fn rows(&self, now_ns: u64, window_ns: u64, by: &[Dimension]) -> Result<Rows, WindowError> {
-        if let Some(d) = by.iter().find(|d| !KEPT.contains(d)) {
+    /// The rows of the buckets that overlap `since_ns..until_ns`, of the requests
+    /// `filter` keeps, grouped by `by`.
+    pub fn rows(
+        &self,
+        since_ns: u64,
+        until_ns: u64,
+        by: &[Dimension],
+        filter: &Filter,
+    ) -> Result<Rows, WindowError> {
+        if let Some(d) = by
+            .iter()
+            .copied()
+            .chain(filter.dimensions())
+            .find(|d| !KEPT.contains(d))
+        {
             return Err(WindowError::NotKept {
                 dimension: d.name(),
                 kept: KEPT.map(Dimension::name).join(","),
             });
         }
-        let since = now_ns.saturating_sub(window_ns);
         let mut rows = Rows::new(by, true);
-        for (start, bucket) in &self.buckets {
-            if start + self.settings.bucket_ns > since {
+        let overlapping = self
+            .buckets
+            .iter()
+            .filter(|(start, _)| start + self.settings.bucket_ns > since_ns && *start < until_ns);
+        for (_, bucket) in overlapping {
+            if filter.is_empty() {
                 rows.merge(bucket);
+            } else {
+                rows.merge_filtered(bucket, filter);
             }
         }
         Ok(rows)

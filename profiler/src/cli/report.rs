@@ -1,28 +1,21 @@
 //! `apiprof report SOURCE`: aggregate a capture file, or ask a running daemon for the
-//! same report over its recent window, and print it.
+//! same report over a window, and print it or write it to a file; `--diff` compares
+//! it with a baseline as a differential flame graph.
 
-use std::path::PathBuf;
+use std::{
+    io::{IsTerminal as _, Write as _},
+    path::PathBuf,
+};
 
 use anyhow::{bail, Context as _};
 
 use crate::{
-    analyze::{aggregate::Analysis, Dimension, DEFAULT_BY},
-    report::{self, Weight},
+    analyze::{aggregate::Analysis, filter::Filter, Dimension, DEFAULT_BY},
+    report::{self, Caption, Format, Weight},
 };
 
-/// Output formats.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum Format {
-    /// Aligned columns for people.
-    Table,
-    /// JSON for programs.
-    Json,
-    /// Folded stacks for flame graph tools, weighed by `--weight`.
-    Folded,
-}
-
 /// Arguments of `apiprof report`.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// A capture file written by `apiprof record` (or `apiprof daemon --capture`), or a
     /// running daemon: `http://HOST:PORT`.
@@ -31,51 +24,177 @@ pub struct Args {
     /// time buckets).
     #[arg(long)]
     window: Option<String>,
-    /// Output format.
+    /// Output format: `table`, `json`, `folded`, `svg` (flame graph) or `pprof`.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
-    /// Dimensions to group requests by, comma-separated.
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Dimensions to group requests by, comma-separated: the flame graphs' root frames,
+    /// outermost first.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = DEFAULT_BY)]
     by: Vec<Dimension>,
-    /// With `--format folded`: weigh stacks by on-CPU samples (`cpu`, the default) or
-    /// estimated heap bytes allocated (`alloc`).
+    /// What widths mean and rows are sorted by (default: requests in tables and JSON,
+    /// cpu in folded stacks, SVG and pprof).
     #[arg(long, value_enum)]
     weight: Option<Weight>,
+    /// Keep only matching requests: `DIMENSION=PATTERN[,PATTERN...]` (`*` matches any
+    /// run of characters) or `DIMENSION!=...`; repeat for more (all must hold), e.g.
+    /// `--filter user_agent=kube-controller-manager/* --filter verb=list,watch`.
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Compare with a baseline and show what grew (red) and shrank (blue), at SOURCE's
+    /// widths: a capture file, a daemon (`http://HOST:PORT`, with the same `--window`),
+    /// or, when SOURCE is a daemon, how long ago its baseline window ended (`1h`: the
+    /// same window an hour earlier). `--format svg` (the default with --diff) or
+    /// `folded` (`stack before after` lines).
+    #[arg(long, value_name = "BASELINE")]
+    diff: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    if args.weight.is_some() && !matches!(args.format, Format::Folded) {
-        bail!("--weight applies to --format folded only; add --format folded");
+    let mut filter = Filter::default();
+    for f in &args.filter {
+        filter.add(f)?;
     }
-    if args.source.starts_with("http://") || args.source.starts_with("https://") {
-        print!("{}", from_daemon(&args)?);
-        return Ok(());
-    }
-    if args.window.is_some() {
+    if args.window.is_some() && !is_daemon(&args.source) {
         bail!("--window applies to a daemon (http://HOST:PORT) only; a capture file is reported whole");
     }
-    let file = PathBuf::from(&args.source);
-    let analysis = Analysis::of_capture(&file, &args.by).context("reading the capture")?;
-    match args.format {
-        Format::Folded => print!(
-            "{}",
-            report::folded(
-                &analysis.rows,
-                &analysis.stacks,
-                args.weight.unwrap_or(Weight::Cpu)
-            )
+    let format = match (&args.diff, args.format) {
+        // A table is the default, which means nothing to a diff: draw it.
+        (Some(_), Format::Table) => Format::Svg,
+        (Some(_), Format::Json | Format::Pprof) => bail!(
+            "--diff draws a flame graph (--format svg) or writes its stacks (--format folded); for pprof, write both profiles with --format pprof and compare them with `go tool pprof -diff_base=BASELINE.pb.gz NOW.pb.gz`"
         ),
-        Format::Table => print!("{}", report::table(&analysis.report())),
-        Format::Json => println!("{}", report::json(&analysis.report())),
+        (_, format) => format,
+    };
+    if args.output.is_none() && !format.for_terminals() && std::io::stdout().is_terminal() {
+        bail!(
+            "--format {} is not for a terminal: add --output FILE (or redirect standard output)",
+            format.name()
+        );
+    }
+    let body = match &args.diff {
+        None if is_daemon(&args.source) => from_daemon(&args, format, None)?,
+        None => from_capture(&args, format, &filter)?,
+        Some(baseline) => diff(&args, format, &filter, baseline)?,
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, &body).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("apiprof: wrote {} ({})", path.display(), format.name());
+        }
+        None => std::io::stdout()
+            .write_all(&body)
+            .context("writing to standard output")?,
     }
     Ok(())
 }
 
+fn is_daemon(source: &str) -> bool {
+    source.starts_with("http://") || source.starts_with("https://")
+}
+
+/// The report of a capture file, rendered here.
+fn from_capture(args: &Args, format: Format, filter: &Filter) -> anyhow::Result<Vec<u8>> {
+    let analysis = analyze(&args.source, &args.by, filter)?;
+    let options = report::Options {
+        format,
+        weight: args.weight,
+        width: terminal_width(),
+        caption: caption(&args.source, filter),
+    };
+    Ok(report::render(
+        analysis.report(),
+        &analysis.rows,
+        &analysis.stacks,
+        &options,
+    )?)
+}
+
+fn analyze(file: &str, by: &[Dimension], filter: &Filter) -> anyhow::Result<Analysis> {
+    Analysis::of_capture(&PathBuf::from(file), by, filter.clone())
+        .with_context(|| format!("reading the capture {file}"))
+}
+
+/// What a flame graph of `source` says it is of.
+fn caption(source: &str, filter: &Filter) -> Caption {
+    Caption {
+        source: source.to_owned(),
+        notes: (!filter.is_empty())
+            .then(|| format!("filter: {filter}"))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// The width to fit a table to: `COLUMNS` if set, else the terminal's when standard
+/// output is one; none when piped.
+fn terminal_width() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    let term = console::Term::stdout();
+    term.is_term()
+        .then(|| term.size_checked().map(|(_, cols)| cols as usize))
+        .flatten()
+}
+
+/// A differential flame graph (or its folded stacks) of SOURCE against `baseline`.
+fn diff(args: &Args, format: Format, filter: &Filter, baseline: &str) -> anyhow::Result<Vec<u8>> {
+    let weight = args.weight.unwrap_or(Weight::Cpu);
+    let now = folded_of(args, &args.source, None, filter, weight)?;
+    let (before, ago) = if is_daemon(baseline) || std::path::Path::new(baseline).exists() {
+        (folded_of(args, baseline, None, filter, weight)?, None)
+    } else if is_daemon(&args.source) {
+        let ago = humantime::parse_duration(baseline).with_context(|| {
+            format!("--diff {baseline:?} is neither a capture file, a daemon (http://HOST:PORT) nor how long ago the baseline window ended (e.g. 1h)")
+        })?;
+        let before = folded_of(args, &args.source, Some(baseline), filter, weight)?;
+        (before, Some(humantime::format_duration(ago).to_string()))
+    } else {
+        bail!("--diff {baseline:?}: no such capture file (a duration like 1h compares a daemon's window with an earlier one; SOURCE is a capture file)");
+    };
+    let baseline_name = match ago {
+        Some(ago) => format!("the same window {ago} earlier"),
+        None => baseline.to_owned(),
+    };
+    Ok(match format {
+        Format::Folded => report::diff_folded(&before, &now).into_bytes(),
+        _ => {
+            let mut caption = caption(&args.source, filter);
+            caption.source = format!("{} against {baseline_name}", args.source);
+            report::diff_svg(&before, &now, weight, &args.by, &caption)?
+        }
+    })
+}
+
+/// Folded stacks of `source` (a file, or a daemon's window ending `ago` before now).
+fn folded_of(
+    args: &Args,
+    source: &str,
+    ago: Option<&str>,
+    filter: &Filter,
+    weight: Weight,
+) -> anyhow::Result<String> {
+    let args = Args {
+        source: source.to_owned(),
+        weight: Some(weight),
+        ..args.clone()
+    };
+    let body = if is_daemon(source) {
+        from_daemon(&args, Format::Folded, ago)?
+    } else {
+        from_capture(&args, Format::Folded, filter)?
+    };
+    String::from_utf8(body).context("folded stacks are not UTF-8")
+}
+
 /// The daemon's `/report` for the same arguments: exactly what a capture file of the
 /// window would give.
-fn from_daemon(args: &Args) -> anyhow::Result<String> {
+fn from_daemon(args: &Args, format: Format, ago: Option<&str>) -> anyhow::Result<Vec<u8>> {
     let mut query = vec![
-        ("format", value_name(&args.format)),
+        ("format", format.name().to_owned()),
         (
             "by",
             args.by
@@ -85,12 +204,11 @@ fn from_daemon(args: &Args) -> anyhow::Result<String> {
                 .join(","),
         ),
     ];
-    if let Some(window) = &args.window {
-        query.push(("window", window.clone()));
-    }
-    if let Some(weight) = &args.weight {
-        query.push(("weight", value_name(weight)));
-    }
+    query.extend(args.window.iter().map(|w| ("window", w.clone())));
+    query.extend(ago.map(|a| ("ago", a.to_owned())));
+    query.extend(args.weight.map(|w| ("weight", w.name().to_owned())));
+    query.extend(args.filter.iter().map(|f| ("filter", f.clone())));
+    query.extend(terminal_width().map(|w| ("width", w.to_string())));
     let url = format!("{}/report", args.source.trim_end_matches('/'));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -104,20 +222,15 @@ fn from_daemon(args: &Args) -> anyhow::Result<String> {
             .with_context(|| format!("asking {url}; is `apiprof daemon` listening there?"))?;
         let status = response.status();
         let body = response
-            .text()
+            .bytes()
             .await
             .context("reading the daemon's answer")?;
         if !status.is_success() {
-            bail!("the daemon refused the report ({status}): {}", body.trim());
+            bail!(
+                "the daemon refused the report ({status}): {}",
+                String::from_utf8_lossy(&body).trim()
+            );
         }
-        Ok(body)
+        Ok(body.to_vec())
     })
-}
-
-/// A value's name on the command line (`json`, `cpu`).
-fn value_name(value: &impl clap::ValueEnum) -> String {
-    value
-        .to_possible_value()
-        .map(|p| p.get_name().to_owned())
-        .unwrap_or_default()
 }

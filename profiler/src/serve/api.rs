@@ -6,23 +6,21 @@ use std::{
     time::Duration,
 };
 
-use axum::{
-    extract::{Query, State},
-    http::{header, StatusCode},
-    response::{IntoResponse, Response},
-    routing::get,
-    Router,
-};
-use serde::Deserialize;
-
 use super::{
     metrics::Metrics,
     state::{lock, Live},
 };
 use crate::{
-    analyze::{Dimension, DEFAULT_BY},
+    analyze::{filter::Filter, Dimension, DEFAULT_BY},
     capture::monotonic_ns,
-    report::{self, Weight},
+    report::{self, Format},
+};
+use axum::{
+    extract::{RawQuery, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
 };
 
 /// What the handlers share.
@@ -73,57 +71,96 @@ async fn healthz(State(api): State<Api>) -> String {
     )
 }
 
-/// `/report`'s query: `window=5m&by=user_agent,verb&format=json&weight=cpu`.
-#[derive(Debug, Deserialize)]
-struct ReportQuery {
-    window: Option<String>,
-    by: Option<String>,
-    format: Option<String>,
-    weight: Option<String>,
-}
-
 /// How far back `/report` looks unless told.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(300);
 
-async fn report_text(State(api): State<Api>, Query(q): Query<ReportQuery>) -> Response {
-    match render(&api, q) {
-        Ok((content_type, body)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+/// `/report?window=5m&ago=1h&by=user_agent,verb&format=svg&weight=cpu&filter=verb=list`
+/// (`filter` repeatable): what `apiprof report` prints for a capture file, over a
+/// window of the daemon's.
+async fn report_text(State(api): State<Api>, RawQuery(query): RawQuery) -> Response {
+    match render(&api, query.as_deref().unwrap_or_default()) {
+        Ok((format, body)) => {
+            ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+        }
         Err(message) => (StatusCode::BAD_REQUEST, format!("{message}\n")).into_response(),
     }
 }
 
-fn render(api: &Api, q: ReportQuery) -> Result<(&'static str, String), String> {
-    let window = match &q.window {
-        Some(w) => humantime::parse_duration(w)
-            .map_err(|e| format!("window={w:?}: {e}; use e.g. 30s, 5m, 1h"))?,
-        None => DEFAULT_WINDOW,
-    };
-    let by: Vec<Dimension> = match &q.by {
-        Some(by) => by
-            .split(',')
-            .map(|d| {
-                <Dimension as clap::ValueEnum>::from_str(d, false)
-                    .map_err(|_| format!("by: no dimension {d:?}; see apiprof report --help"))
-            })
-            .collect::<Result<_, _>>()?,
-        None => DEFAULT_BY.to_vec(),
-    };
-    let weight = match q.weight.as_deref() {
-        None | Some("cpu") => Weight::Cpu,
-        Some("alloc") => Weight::Alloc,
-        Some(w) => return Err(format!("weight={w:?}: use cpu or alloc")),
-    };
+fn render(api: &Api, query: &str) -> Result<(Format, Vec<u8>), String> {
+    let (mut window, mut ago) = (DEFAULT_WINDOW, Duration::ZERO);
+    let (mut by, mut format, mut weight) = (DEFAULT_BY.to_vec(), Format::Json, None);
+    let (mut filter, mut width) = (Filter::default(), None);
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "window" => window = duration(&key, &value)?,
+            "ago" => ago = duration(&key, &value)?,
+            "by" => {
+                by = value
+                    .split(',')
+                    .map(|d| named::<Dimension>("by", d))
+                    .collect::<Result<_, _>>()?
+            }
+            "format" => format = named("format", &value)?,
+            "weight" => weight = Some(named("weight", &value)?),
+            "filter" => filter.add(&value).map_err(|e| e.to_string())?,
+            "width" => {
+                width =
+                    Some(value.parse().map_err(|_| {
+                        format!("width={value:?}: the columns a table fits, e.g. 120")
+                    })?)
+            }
+            _ => {
+                return Err(format!(
+                    "no parameter {key:?}; use window, ago, by, format, weight, filter or width"
+                ))
+            }
+        }
+    }
     let live = lock(&api.live);
     let (report, rows) = live
-        .report(monotonic_ns(), window.as_nanos() as u64, &by)
+        .report(
+            monotonic_ns(),
+            (window.as_nanos() as u64, ago.as_nanos() as u64),
+            &by,
+            &filter,
+        )
         .map_err(|e| e.to_string())?;
-    Ok(match q.format.as_deref().unwrap_or("json") {
-        "json" => ("application/json", report::json(&report) + "\n"),
-        "table" => ("text/plain; charset=utf-8", report::table(&report)),
-        "folded" => (
-            "text/plain; charset=utf-8",
-            report::folded(&rows, &live.window.stacks, weight),
-        ),
-        f => return Err(format!("format={f:?}: use json, table or folded")),
+    let mut source = format!("apiprof daemon: the {}", humantime::format_duration(window));
+    if ago.is_zero() {
+        source.push_str(" up to now");
+    } else {
+        source.push_str(&format!(" up to {} ago", humantime::format_duration(ago)));
+    }
+    let options = report::Options {
+        format,
+        weight,
+        width,
+        caption: report::Caption {
+            source,
+            notes: (!filter.is_empty())
+                .then(|| format!("filter: {filter}"))
+                .into_iter()
+                .collect(),
+        },
+    };
+    let body =
+        report::render(report, &rows, &live.window.stacks, &options).map_err(|e| e.to_string())?;
+    Ok((format, body))
+}
+
+/// A duration parameter: `30s`, `5m`, `1h`.
+fn duration(key: &str, value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value)
+        .map_err(|e| format!("{key}={value:?}: {e}; use e.g. 30s, 5m, 1h"))
+}
+
+/// A parameter naming one of `T`'s values.
+fn named<T: clap::ValueEnum>(key: &str, value: &str) -> Result<T, String> {
+    T::from_str(value, false).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_owned()))
+            .collect();
+        format!("{key}={value:?}: use one of {}", names.join(", "))
     })
 }

@@ -11,6 +11,7 @@ use crate::{
     analyze::{
         aggregate::{report, Meta, Report},
         attribute::Attributor,
+        filter::Filter,
         request::Request,
         rows::Rows,
         window::{Settings, Window, WindowError},
@@ -143,14 +144,19 @@ impl Live {
         self.sources.values().flat_map(|s| s.attributor.in_flight())
     }
 
-    /// The report of the last `window_ns` before `now_ns`, grouped by `by`, and its rows.
+    /// The report of `window_ns` up to `ago_ns` before `now_ns`, of the requests `filter`
+    /// keeps, grouped by `by`, and its rows. Requests in flight count when the window
+    /// reaches now.
     pub fn report(
         &self,
         now_ns: u64,
-        window_ns: u64,
+        (window_ns, ago_ns): (u64, u64),
         by: &[Dimension],
+        filter: &Filter,
     ) -> Result<(Report, Rows), WindowError> {
-        let rows = self.window.rows(now_ns, window_ns, by)?;
+        let until = now_ns.saturating_sub(ago_ns);
+        let since = until.saturating_sub(window_ns);
+        let rows = self.window.rows(since, until, by, filter)?;
         let meta = Meta {
             mem_profile_rate: self.mem_profile_rate,
             cpu_sample_period_ns: self.cpu_sample_period_ns,
@@ -158,7 +164,8 @@ impl Live {
             complete: true,
         };
         let findings = self.findings(now_ns);
-        Ok((report(&rows, self.in_flight(), meta, findings), rows))
+        let in_flight = self.in_flight().filter(|r| ago_ns == 0 && filter.admits(r));
+        Ok((report(&rows, in_flight, meta, findings), rows))
     }
 
     /// Event time `ktime_ns` as Unix seconds (0 before any process is attached).

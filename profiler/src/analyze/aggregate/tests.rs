@@ -73,7 +73,7 @@ pub(crate) fn analyze(
     end: bool,
     by: &[Dimension],
 ) -> Analysis {
-    let mut analysis = Analysis::new(header, by);
+    let mut analysis = Analysis::new(header, by, Filter::default());
     for record in records {
         analysis.record(record);
     }
