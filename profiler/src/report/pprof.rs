@@ -146,3 +146,83 @@ impl Strings {
         i
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use flate2::read::GzDecoder;
+    use libdd_profiling_protobuf::prost_impls::Message as _;
+
+    use super::*;
+    use crate::{analyze::Dimension, report::profile::Sample as ProfileSample};
+
+    #[test]
+    fn frames_labels_and_every_measure_survive_the_round_trip() {
+        let sample = |frames: &[&str], labels: &[(&'static str, &str)], values| ProfileSample {
+            frames: frames.iter().map(|f| f.to_string()).collect(),
+            labels: labels.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            values,
+        };
+        let profile = Profile {
+            by: vec![Dimension::UserAgent, Dimension::Verb],
+            samples: vec![
+                sample(
+                    &["kubectl", "list"],
+                    &[("user_agent", "kubectl"), ("verb", "list")],
+                    Values {
+                        requests: 3,
+                        response_bytes: 300,
+                        latency_ns: 9,
+                        ..Values::default()
+                    },
+                ),
+                sample(
+                    &["kubectl", "list", "main.serve", "runtime.mallocgc"],
+                    &[("user_agent", "kubectl"), ("verb", "list")],
+                    Values {
+                        samples: 2,
+                        cpu_ns: 20,
+                        alloc_bytes: 4096,
+                        ..Values::default()
+                    },
+                ),
+            ],
+            cpu_sample_period_ns: 10,
+        };
+        let mut gz = Vec::new();
+        GzDecoder::new(&pprof(&profile, Weight::Alloc, &["a comment".into()])[..])
+            .read_to_end(&mut gz)
+            .unwrap();
+        let p = Pprof::decode(&gz[..]).unwrap();
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        let types: Vec<(&str, &str)> = p
+            .sample_types
+            .iter()
+            .map(|t| (s(t.r#type), s(t.unit)))
+            .collect();
+        assert_eq!(types, SAMPLE_TYPES);
+        assert_eq!(s(p.default_sample_type), "alloc_space");
+        assert_eq!((p.period, s(p.comment[0])), (10, "a comment"));
+        let frames = |sample: &Sample| -> Vec<&str> {
+            sample
+                .location_ids
+                .iter()
+                .map(|id| s(p.functions[*id as usize - 1].name))
+                .collect()
+        };
+        assert_eq!(frames(&p.samples[0]), ["list", "kubectl"]);
+        assert_eq!(
+            frames(&p.samples[1]),
+            ["runtime.mallocgc", "main.serve", "list", "kubectl"]
+        );
+        assert_eq!(p.samples[0].values, [0, 0, 0, 3, 300, 9]);
+        assert_eq!(p.samples[1].values, [2, 20, 4096, 0, 0, 0]);
+        let labels: Vec<(&str, &str)> = p.samples[1]
+            .labels
+            .iter()
+            .map(|l| (s(l.key), s(l.str)))
+            .collect();
+        assert_eq!(labels, [("user_agent", "kubectl"), ("verb", "list")]);
+    }
+}
