@@ -9,6 +9,7 @@
 
 pub mod apiserver;
 pub mod bench;
+pub mod browser;
 pub mod daemon;
 pub mod findings;
 pub mod goserver;

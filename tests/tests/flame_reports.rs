@@ -228,13 +228,25 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
         );
         let svg = dir.path().join(format!("{weight}.svg"));
         let svg_args = [&args[..], &["--output", svg.to_str().unwrap()]].concat();
-        apiprof(&[&["report", after.to_str().unwrap(), "--format", "svg"], &svg_args[..]].concat());
+        apiprof(
+            &[
+                &["report", after.to_str().unwrap(), "--format", "svg"],
+                &svg_args[..],
+            ]
+            .concat(),
+        );
         let svg_text = std::fs::read_to_string(&svg).expect("the SVG");
         assert_eq!(svg_roots(&svg_text), folded, "{weight}: SVG root frames");
 
         let pprof = dir.path().join(format!("{weight}.pb.gz"));
         let pprof_args = [&args[..], &["--output", pprof.to_str().unwrap()]].concat();
-        apiprof(&[&["report", after.to_str().unwrap(), "--format", "pprof"], &pprof_args[..]].concat());
+        apiprof(
+            &[
+                &["report", after.to_str().unwrap(), "--format", "pprof"],
+                &pprof_args[..],
+            ]
+            .concat(),
+        );
         let decoded = decode_pprof(&pprof, "user_agent");
         let column = decoded
             .types
@@ -249,9 +261,17 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
             .collect();
         assert_eq!(per_label, folded, "{weight}: pprof samples by label");
         for totals in decoded.by_label.values() {
-            assert_eq!(totals[1], totals[0] * decoded.period, "cpu = samples × period");
+            assert_eq!(
+                totals[1],
+                totals[0] * decoded.period,
+                "cpu = samples × period"
+            );
         }
-        let default = if weight == "alloc" { "alloc_space" } else { pprof_type };
+        let default = if weight == "alloc" {
+            "alloc_space"
+        } else {
+            pprof_type
+        };
         let default = if weight == "cpu" { "cpu" } else { default };
         assert_eq!(decoded.default_type, default);
 
@@ -268,14 +288,21 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
 
         // go tool pprof reads it with the same total.
         let total: u64 = folded.values().sum();
-        let top = go_pprof(&["-top", "-sample_index", pprof_type, "-unit", "minimum"], &pprof);
+        let top = go_pprof(
+            &["-top", "-sample_index", pprof_type, "-unit", "minimum"],
+            &pprof,
+        );
         assert!(
             top.contains(&format!("of {total} total")) || weight != "requests",
             "{weight}: go tool pprof -top: {top}"
         );
         if weight == "requests" {
             let focused = go_pprof(
-                &["-top", "-sample_index=requests", "-tagfocus=user_agent=flame-a"],
+                &[
+                    "-top",
+                    "-sample_index=requests",
+                    "-tagfocus=user_agent=flame-a",
+                ],
                 &pprof,
             );
             assert!(
@@ -286,13 +313,31 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
     }
 
     // What changed since the baseline: B sent as much, A is new.
-    let diff = ["--diff", before.to_str().unwrap(), "--weight", "requests", "--by", "user_agent"];
+    let diff = [
+        "--diff",
+        before.to_str().unwrap(),
+        "--weight",
+        "requests",
+        "--by",
+        "user_agent",
+    ];
     assert_eq!(
         report(&after, "folded", &diff),
         format!("{A} 0 20\n{B} 10 10\n")
     );
     let diff_svg = dir.path().join("diff.svg");
-    apiprof(&[&["report", after.to_str().unwrap(), "--output", diff_svg.to_str().unwrap()], &diff[..]].concat());
+    apiprof(
+        &[
+            &[
+                "report",
+                after.to_str().unwrap(),
+                "--output",
+                diff_svg.to_str().unwrap(),
+            ],
+            &diff[..],
+        ]
+        .concat(),
+    );
     let diff_text = std::fs::read_to_string(&diff_svg).expect("the diff SVG");
     assert_eq!(
         svg_roots(&diff_text),
@@ -301,7 +346,16 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
 
     // A real browser draws the root frames and zooms into the one clicked.
     let svg = dir.path().join("requests-default.svg");
-    apiprof(&["report", after.to_str().unwrap(), "--format", "svg", "--weight", "requests", "--output", svg.to_str().unwrap()]);
+    apiprof(&[
+        "report",
+        after.to_str().unwrap(),
+        "--format",
+        "svg",
+        "--weight",
+        "requests",
+        "--output",
+        svg.to_str().unwrap(),
+    ]);
     browser::check_flamegraph(&svg, &[A, B], &dir.path().join("requests.png"));
 }
 
@@ -318,7 +372,20 @@ async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let pprof: PathBuf = dir.path().join("daemon.pb.gz");
-    apiprof(&["report", &daemon.url, "--window", "1h", "--format", "pprof", "--weight", "requests", "--by", "user_agent", "--output", pprof.to_str().unwrap()]);
+    apiprof(&[
+        "report",
+        &daemon.url,
+        "--window",
+        "1h",
+        "--format",
+        "pprof",
+        "--weight",
+        "requests",
+        "--by",
+        "user_agent",
+        "--output",
+        pprof.to_str().unwrap(),
+    ]);
     let decoded = decode_pprof(&pprof, "user_agent");
     let requests: BTreeMap<&str, i64> = decoded
         .by_label
@@ -339,10 +406,27 @@ async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
 
     // The same window an hour earlier saw nothing: everything grew from zero.
     let out = Command::new(apiprof_bin())
-        .args(["report", &daemon.url, "--window", "1h", "--diff", "1h", "--format", "folded", "--weight", "requests", "--by", "user_agent"])
+        .args([
+            "report",
+            &daemon.url,
+            "--window",
+            "1h",
+            "--diff",
+            "1h",
+            "--format",
+            "folded",
+            "--weight",
+            "requests",
+            "--by",
+            "user_agent",
+        ])
         .output()
         .expect("running apiprof report --diff");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         String::from_utf8(out.stdout).expect("UTF-8"),
         format!("{A} 0 20\n{B} 0 10\n")

@@ -4,7 +4,8 @@
 //! bpf-linker (built against the nightly toolchain's own libLLVM), Go 1.19 (bookworm's
 //! golang-go), Go 1.24 (trixie's golang-1.24-go and -src), Debian sid's Kubernetes set
 //! and its Prometheus server and promtool (the Debian packages unpacked into the project
-//! cache, never installed system-wide) and a mounted tracefs.
+//! cache, never installed system-wide), a mounted tracefs and Chromium (bookworm's own
+//! `chromium`, installed system-wide) for the flame graph browser test.
 use std::{
     env, fs,
     path::{Path, PathBuf},
@@ -83,6 +84,7 @@ pub fn run() -> anyhow::Result<Env> {
         },
     ];
     tracefs()?;
+    chromium()?;
     Ok(Env {
         target: env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from),
         root,
@@ -323,4 +325,34 @@ fn tracefs() -> anyhow::Result<()> {
     }
     say("mounting tracefs on /sys/kernel/tracing (tracepoints need it)");
     cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
+}
+
+/// Where Debian's `chromium` package puts the browser; the tests crate looks there.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Chromium from Debian bookworm, the system's own suite (so a system-wide install): the
+/// flame graph browser test opens inferno's interactive SVG in it headless, checks the
+/// frames are drawn on a screenshot and that clicking one zooms into it. The package
+/// lists are refreshed only when the install fails without them.
+fn chromium() -> anyhow::Result<()> {
+    if Path::new(CHROMIUM).exists() {
+        return Ok(());
+    }
+    say("installing Chromium (Debian bookworm's chromium) for the flame graph browser test");
+    let install = || {
+        cmd::run(
+            Command::new("apt-get")
+                .args(["install", "-y", "--no-install-recommends", "chromium"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    if install().is_err() {
+        say("installing chromium failed: updating the package lists and trying again");
+        cmd::run(Command::new("apt-get").arg("update"))?;
+        install()?;
+    }
+    if !Path::new(CHROMIUM).exists() {
+        bail!("installing Debian's chromium did not provide {CHROMIUM}");
+    }
+    Ok(())
 }
