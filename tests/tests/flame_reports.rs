@@ -78,7 +78,13 @@ fn folded_roots(folded: &str) -> BTreeMap<String, u64> {
 /// An inferno SVG's frames: (name, width in the graph's unit, y of its rectangle), from
 /// each frame's title `name (1,234 unit, 5.6%)`.
 fn svg_frames(svg: &str) -> Vec<(String, u64, f64)> {
-    let doc = roxmltree::Document::parse(svg).expect("the SVG is well-formed XML");
+    // inferno's SVG declares its DTD, as SVG 1.1 files do.
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc =
+        roxmltree::Document::parse_with_options(svg, options).expect("the SVG is well-formed XML");
     doc.descendants()
         .filter(|n| n.has_tag_name("g"))
         .filter_map(|g| {
@@ -288,12 +294,13 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
 
         // go tool pprof reads it with the same total.
         let total: u64 = folded.values().sum();
+        let unit = if weight == "alloc" { "B" } else { "" };
         let top = go_pprof(
-            &["-top", "-sample_index", pprof_type, "-unit", "minimum"],
+            &["-top", "-sample_index", pprof_type, "-unit", unit],
             &pprof,
         );
         assert!(
-            top.contains(&format!("of {total} total")) || weight != "requests",
+            top.contains(&format!("of {total}{unit} total")),
             "{weight}: go tool pprof -top: {top}"
         );
         if weight == "requests" {
