@@ -28,7 +28,8 @@ enum Command {
     Offsets,
     /// Run every test: unit tests, then the root-only integration tests.
     Test,
-    /// Profile the Go fixture under a known load and print the attribution report.
+    /// Profile the apiserver fixture under a known load, print the attribution report, and
+    /// write its capture, flame graph and pprof profile to target/demo/.
     Demo,
     /// Measure what observing costs the server per request, side by side with audit
     /// logging, and what the daemon itself costs (release builds).
@@ -64,7 +65,10 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => fixtures::build(&env).map(drop),
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
-        Command::Demo => driver::run(&env, "demo", &[]),
+        Command::Demo => {
+            let out = env.target.join("demo");
+            driver::run(&env, "demo", &[out.display().to_string()])
+        }
         Command::Bench {
             soak,
             quick,
