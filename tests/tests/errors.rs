@@ -60,7 +60,7 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
 }
 
 #[test]
-fn a_cpu_rate_out_of_range_or_a_weight_without_folded_names_the_fix() {
+fn a_cpu_rate_out_of_range_or_a_report_that_cannot_be_drawn_names_the_fix() {
     let dir = tempfile::tempdir().expect("temp dir");
     let capture = dir.path().join("capture.jsonl");
     let run = |args: &[&str]| {
@@ -88,9 +88,29 @@ fn a_cpu_rate_out_of_range_or_a_weight_without_folded_names_the_fix() {
     )
     .unwrap();
     let capture = capture.to_str().expect("UTF-8 path");
-    let (code, stderr) = run(&["report", capture, "--weight", "cpu"]);
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("add --format folded"), "{stderr}");
+    let fails = |args: &[&str], says: &[&str]| {
+        let (code, stderr) = run(&[&["report", capture], args].concat());
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        for s in says {
+            assert!(stderr.contains(s), "{args:?}: {stderr}");
+        }
+    };
+    fails(
+        &["--filter", "verbs=list"],
+        &["no dimension \"verbs\"", "user_agent"],
+    );
+    fails(&["--filter", "verb"], &["DIMENSION=PATTERN"]);
+    let svg = dir.path().join("cpu.svg");
+    let svg = svg.to_str().expect("UTF-8 path");
+    fails(
+        &["--format", "svg", "--output", svg],
+        &["nothing to draw", "cpu", "--weight"],
+    );
+    fails(&["--diff", "/nonexistent.jsonl"], &["no such capture file"]);
+    fails(
+        &["--diff", capture, "--format", "pprof"],
+        &["go tool pprof -diff_base"],
+    );
     // A capture of an apiprof from before CPU sampling still reads: no CPU samples.
     let (code, stderr) = run(&["report", capture, "--format", "folded"]);
     assert_eq!((code, stderr.as_str()), (Some(0), ""));
