@@ -80,11 +80,12 @@ impl Drop for Recording {
     }
 }
 
-/// `apiprof report FILE --format FORMAT [ARGS]`'s output; panics unless it exits 0.
-pub fn report(capture: &Path, format: &str, args: &[&str]) -> String {
+/// `apiprof report SOURCE --format FORMAT [ARGS]`'s output; panics unless it exits 0.
+/// SOURCE is a capture file or a daemon's URL.
+pub fn report(source: impl AsRef<std::ffi::OsStr>, format: &str, args: &[&str]) -> String {
     let out = Command::new(apiprof_bin())
         .arg("report")
-        .arg(capture)
+        .arg(source)
         .args(["--format", format])
         .args(args)
         .output()

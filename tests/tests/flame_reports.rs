@@ -13,16 +13,11 @@
 //!
 //! Root only: loads real eBPF programs.
 
-use std::{
-    collections::BTreeMap,
-    io::Read as _,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{collections::BTreeMap, io::Read as _, path::Path, process::Command};
 
 use apiprof_tests::{
-    apiprof_bin, browser, daemon::Daemon, goserver::GoServer, load::Http, recorder::report,
-    recorder::Recording, sid_dir,
+    browser, daemon::Daemon, goserver::GoServer, load::Http, recorder::report, recorder::Recording,
+    sid_dir,
 };
 use flate2::read::GzDecoder;
 use libdd_profiling_protobuf::prost_impls::{Message as _, Profile as Pprof};
@@ -49,19 +44,6 @@ async fn send(server: &GoServer, user_agent: &str, n: u64) {
         let response = client.get(&url).send().await.expect(&url);
         assert_eq!(response.status(), 200, "{url}");
     }
-}
-
-/// `apiprof ARGS` run to completion; panics unless it exits 0.
-fn apiprof(args: &[&str]) {
-    let out = Command::new(apiprof_bin())
-        .args(args)
-        .output()
-        .expect("running apiprof");
-    assert!(
-        out.status.success(),
-        "apiprof {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Folded stacks' widths summed per root frame.
@@ -232,27 +214,17 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
             2,
             "{weight}: {folded:?}"
         );
-        let svg = dir.path().join(format!("{weight}.svg"));
-        let svg_args = [&args[..], &["--output", svg.to_str().unwrap()]].concat();
-        apiprof(
-            &[
-                &["report", after.to_str().unwrap(), "--format", "svg"],
-                &svg_args[..],
-            ]
-            .concat(),
-        );
+        let written = |format: &str, file: &str| {
+            let path = dir.path().join(file);
+            let to = ["--output", path.to_str().expect("UTF-8 path")];
+            report(&after, format, &[&args[..], &to].concat());
+            path
+        };
+        let svg = written("svg", &format!("{weight}.svg"));
         let svg_text = std::fs::read_to_string(&svg).expect("the SVG");
         assert_eq!(svg_roots(&svg_text), folded, "{weight}: SVG root frames");
 
-        let pprof = dir.path().join(format!("{weight}.pb.gz"));
-        let pprof_args = [&args[..], &["--output", pprof.to_str().unwrap()]].concat();
-        apiprof(
-            &[
-                &["report", after.to_str().unwrap(), "--format", "pprof"],
-                &pprof_args[..],
-            ]
-            .concat(),
-        );
+        let pprof = written("pprof", &format!("{weight}.pb.gz"));
         let decoded = decode_pprof(&pprof, "user_agent");
         let column = decoded
             .types
@@ -333,18 +305,8 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
         format!("{A} 0 20\n{B} 10 10\n")
     );
     let diff_svg = dir.path().join("diff.svg");
-    apiprof(
-        &[
-            &[
-                "report",
-                after.to_str().unwrap(),
-                "--output",
-                diff_svg.to_str().unwrap(),
-            ],
-            &diff[..],
-        ]
-        .concat(),
-    );
+    let to = ["--output", diff_svg.to_str().expect("UTF-8 path")];
+    report(&after, "svg", &[&diff[..], &to].concat());
     let diff_text = std::fs::read_to_string(&diff_svg).expect("the diff SVG");
     assert_eq!(
         svg_roots(&diff_text),
@@ -353,16 +315,8 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
 
     // A real browser draws the root frames and zooms into the one clicked.
     let svg = dir.path().join("requests-default.svg");
-    apiprof(&[
-        "report",
-        after.to_str().unwrap(),
-        "--format",
-        "svg",
-        "--weight",
-        "requests",
-        "--output",
-        svg.to_str().unwrap(),
-    ]);
+    let to = ["--output", svg.to_str().expect("UTF-8 path")];
+    report(&after, "svg", &["--weight", "requests", to[0], to[1]]);
     browser::check_flamegraph(&svg, &[A, B], &dir.path().join("requests.png"));
 }
 
@@ -378,29 +332,25 @@ async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let pprof: PathBuf = dir.path().join("daemon.pb.gz");
-    apiprof(&[
-        "report",
+    let pprof = dir.path().join("daemon.pb.gz");
+    let to = ["--output", pprof.to_str().expect("UTF-8 path")];
+    let requests = ["--weight", "requests", "--by", "user_agent"];
+    report(
         &daemon.url,
-        "--window",
-        "1h",
-        "--format",
         "pprof",
-        "--weight",
-        "requests",
-        "--by",
-        "user_agent",
-        "--output",
-        pprof.to_str().unwrap(),
-    ]);
+        &[&["--window", "1h"], &requests[..], &to].concat(),
+    );
     let decoded = decode_pprof(&pprof, "user_agent");
-    let requests: BTreeMap<&str, i64> = decoded
+    let per_client: BTreeMap<&str, i64> = decoded
         .by_label
         .iter()
         .map(|(k, v)| (k.as_str(), v[3]))
         .filter(|(_, v)| *v > 0)
         .collect();
-    assert_eq!(requests, BTreeMap::from(SENT.map(|(ua, n)| (ua, n as i64))));
+    assert_eq!(
+        per_client,
+        BTreeMap::from(SENT.map(|(ua, n)| (ua, n as i64)))
+    );
     assert_eq!(decoded.default_type, "requests");
 
     let svg = daemon
@@ -412,30 +362,9 @@ async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
     );
 
     // The same window an hour earlier saw nothing: everything grew from zero.
-    let out = Command::new(apiprof_bin())
-        .args([
-            "report",
-            &daemon.url,
-            "--window",
-            "1h",
-            "--diff",
-            "1h",
-            "--format",
-            "folded",
-            "--weight",
-            "requests",
-            "--by",
-            "user_agent",
-        ])
-        .output()
-        .expect("running apiprof report --diff");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let diff = ["--window", "1h", "--diff", "1h"];
     assert_eq!(
-        String::from_utf8(out.stdout).expect("UTF-8"),
+        report(&daemon.url, "folded", &[&diff[..], &requests[..]].concat()),
         format!("{A} 0 20\n{B} 0 10\n")
     );
 }
