@@ -81,7 +81,7 @@ mod tests {
         );
         assert_eq!(
             folded(&profile, Weight::Alloc),
-            "kube-controller-manager/v1.36 (linux, amd64);list;any;main.serve;runtime.mallocgc 4096\n"
+            "kube-controller-manager/v1.36 (linux, amd64);list;any;main.serve 4096\n"
         );
         assert_eq!(
             folded(&profile, Weight::Requests),

@@ -2,7 +2,9 @@
 //! are the row's grouped dimensions (root first: the client, then the verb, …) and
 //! below them the API server's Go stack, and one per row, with no Go stack, for what
 //! requests cost as a whole (count, bytes, latency). Folded stacks, SVG and pprof are
-//! all rendered from it, so they show the same frames and the same totals.
+//! all rendered from it, so they show the same frames and the same totals. CPU and
+//! allocation samples on one stack become two samples: allocations stop where the
+//! allocating function called the runtime's allocator, as in Go's heap profiles.
 
 use std::collections::BTreeMap;
 
@@ -155,22 +157,28 @@ impl Profile {
             let mut by_stack: Vec<_> = stats.stacks.iter().collect();
             by_stack.sort_by_key(|(id, _)| **id);
             for (stack, (cpu, alloc)) in by_stack {
-                let values = Values {
+                let frames = stacks.frames(*stack);
+                let cpu = Values {
                     samples: *cpu,
                     cpu_ns: cpu * cpu_sample_period_ns,
+                    ..Values::default()
+                };
+                let alloc = Values {
                     alloc_bytes: alloc.round() as u64,
                     ..Values::default()
                 };
-                if values == Values::default() {
-                    continue;
+                for (frames, values) in [(frames, cpu), (allocation_site(frames), alloc)] {
+                    if values == Values::default() {
+                        continue;
+                    }
+                    let mut rooted = root.clone();
+                    rooted.extend(frames.iter().rev().cloned());
+                    samples.push(Sample {
+                        frames: rooted,
+                        labels: labels.clone(),
+                        values,
+                    });
                 }
-                let mut frames = root.clone();
-                frames.extend(stacks.frames(*stack).iter().rev().cloned());
-                samples.push(Sample {
-                    frames,
-                    labels: labels.clone(),
-                    values,
-                });
             }
         }
         Self {
@@ -194,4 +202,15 @@ impl Profile {
         }
         t
     }
+}
+
+/// An allocation sample's stack (innermost first) without the runtime's allocator
+/// frames under it, as Go's own heap profiles show it: the function that allocated
+/// (`runtime.newobject`, `runtime.makeslice`, …) is the leaf.
+fn allocation_site(frames: &[String]) -> &[String] {
+    let allocator = frames
+        .iter()
+        .take_while(|f| *f == "runtime.profilealloc" || f.starts_with("runtime.mallocgc"))
+        .count();
+    &frames[allocator..]
 }
