@@ -8,7 +8,9 @@
 //!   stack rounds to);
 //! - `go tool pprof -top` reads the pprof with the same totals, and `-tagfocus` on the
 //!   client label keeps exactly that client's requests;
-//! - the differential view shows what each client sent in the baseline and now;
+//! - the differential view shows what each client sent in the baseline and now, of
+//!   two captures or two windows of a daemon, and a daemon refuses a baseline window
+//!   from before it ran;
 //! - headless Chromium draws the SVG's root frames, and zooms when one is clicked.
 //!
 //! Root only: loads real eBPF programs.
@@ -323,13 +325,18 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
 #[tokio::test]
 async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
     let server = GoServer::start(BUILD);
-    let daemon = Daemon::start(&["--pid", &server.pid().to_string()]);
+    let daemon = Daemon::start(&["--pid", &server.pid().to_string(), "--bucket", "1s"]);
     daemon.wait_attached(server.pid()).await;
-    for (ua, n) in SENT {
-        send(&server, ua, n).await;
-    }
+    // B first, A four seconds later, in 1 s buckets: each sends for well under a second
+    // (20 ms of CPU a request), so a 3 s window now holds A's requests alone and the
+    // same window 4 s earlier B's alone. The daemon has run for longer than that.
+    let second = std::time::Duration::from_secs(1);
+    tokio::time::sleep(3 * second).await;
+    send(&server, B, 10).await;
+    tokio::time::sleep(4 * second).await;
+    send(&server, A, 20).await;
     // Two drain intervals: every request has reached the daemon's window.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    tokio::time::sleep(second / 2).await;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let pprof = dir.path().join("daemon.pb.gz");
@@ -361,10 +368,22 @@ async fn a_daemon_serves_the_same_flame_reports_and_diffs_its_windows() {
         SENT.iter().map(|(ua, n)| (ua.to_string(), *n)).collect()
     );
 
-    // The same window an hour earlier saw nothing: everything grew from zero.
-    let diff = ["--window", "1h", "--diff", "1h"];
+    // Now against 4 s earlier: A is new, B is gone.
+    let diff = ["--window", "3s", "--diff", "4s"];
     assert_eq!(
         report(&daemon.url, "folded", &[&diff[..], &requests[..]].concat()),
-        format!("{A} 0 20\n{B} 0 10\n")
+        format!("{A} 0 20\n{B} 10 0\n")
+    );
+    // An hour ago the daemon did not run: that baseline would read as "nothing", so it
+    // is refused, naming the fix.
+    let out = std::process::Command::new(apiprof_tests::apiprof_bin())
+        .args(["report", &daemon.url, "--window", "1h", "--diff", "1h"])
+        .output()
+        .expect("running apiprof report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("before what the daemon remembers") && stderr.contains("shorter"),
+        "{stderr}"
     );
 }

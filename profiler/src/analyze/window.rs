@@ -74,6 +74,20 @@ pub enum WindowError {
         /// The ones it keeps.
         kept: String,
     },
+    /// A window in the past that reaches back before what the daemon remembers.
+    #[error("the window {from} to {to} ago reaches back before what the daemon remembers ({kept} back: it keeps {retention} and has run for {uptime}); ask for a shorter --window or --diff")]
+    BeforeMemory {
+        /// How long ago the window starts.
+        from: String,
+        /// How long ago it ends.
+        to: String,
+        /// How far back the daemon remembers now.
+        kept: String,
+        /// Its retention.
+        retention: String,
+        /// How long it has run.
+        uptime: String,
+    },
 }
 
 /// Rows per time bucket, totals, stacks and bounded names.
@@ -128,6 +142,11 @@ impl Window {
             .map(|(_, b)| b.rows.len())
             .sum::<usize>();
         (self.buckets.len(), rows + self.totals.rows.len())
+    }
+
+    /// How far back `/report` can look, nanoseconds.
+    pub fn retention_ns(&self) -> u64 {
+        self.settings.retention_ns
     }
 
     /// User agents kept by name now.

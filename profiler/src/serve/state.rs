@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
 };
 
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
         window::{Settings, Window, WindowError},
         Dimension,
     },
-    capture::{Header, Record},
+    capture::{monotonic_ns, Header, Record},
 };
 
 /// The state, even if a thread panicked holding it (it stays consistent record by
@@ -64,6 +65,8 @@ pub struct Live {
     /// Event time to Unix time: the first attached process's capture header's, so the
     /// daemon and its capture files give findings the same times.
     clock: Option<Clock>,
+    /// When the daemon started (event time).
+    started_ns: u64,
 }
 
 impl Live {
@@ -76,6 +79,7 @@ impl Live {
             cpu_sample_period_ns,
             mem_profile_rate: 0,
             clock: None,
+            started_ns: monotonic_ns(),
         }
     }
 
@@ -156,6 +160,23 @@ impl Live {
     ) -> Result<(Report, Rows), WindowError> {
         let until = now_ns.saturating_sub(ago_ns);
         let since = until.saturating_sub(window_ns);
+        // A window in the past (a --diff baseline) that the daemon never saw whole would
+        // read as if nothing happened then.
+        let remembered = self
+            .started_ns
+            .max(now_ns.saturating_sub(self.window.retention_ns()));
+        if ago_ns > 0 && since < remembered {
+            let ago = |ns: u64| {
+                humantime::format_duration(Duration::from_secs(ns / 1_000_000_000)).to_string()
+            };
+            return Err(WindowError::BeforeMemory {
+                from: ago(now_ns - since),
+                to: ago(ago_ns),
+                kept: ago(now_ns - remembered),
+                retention: ago(self.window.retention_ns()),
+                uptime: ago(now_ns - self.started_ns),
+            });
+        }
         let rows = self.window.rows(since, until, by, filter)?;
         let meta = Meta {
             mem_profile_rate: self.mem_profile_rate,

@@ -1,0 +1,164 @@
+//! A process run as a container runtime runs a DaemonSet's container, without a
+//! runtime: in its own mount namespace, chrooted into an unpacked image's rootfs, with
+//! the host's `/proc` (`hostPID: true`), the pod's hostPath mounts (read-only where the
+//! manifest says so), a read-only root filesystem, `no_new_privs`
+//! (`allowPrivilegeEscalation: false`), the given user, and no capability beyond those
+//! the manifest adds.
+
+use std::{
+    ffi::CString,
+    io,
+    os::unix::{ffi::OsStrExt as _, process::CommandExt as _},
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// What a container's securityContext and volumes allow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// Capabilities kept (`CAP_SYS_ADMIN` is `"SYS_ADMIN"`, as manifests name them);
+    /// every other one leaves the bounding set.
+    pub capabilities: Vec<String>,
+    /// The uid (and gid) it runs as.
+    pub uid: u32,
+    /// `readOnlyRootFilesystem`.
+    pub read_only_root: bool,
+    /// `allowPrivilegeEscalation` (false sets `no_new_privs`).
+    pub allow_privilege_escalation: bool,
+    /// hostPath mounts: (host path, path in the container, read-only).
+    pub host_paths: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+/// Capability numbers by name (linux/capability.h), as far as `CAP_LAST_CAP` on 6.x.
+const CAPABILITIES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// A mount to make in the child: (source, target, flags).
+type Mount = (Option<CString>, CString, libc::c_ulong);
+
+/// `program` (a path inside `rootfs`) with `args`, to be run under `constraints` in
+/// `rootfs`; the mount points it needs are created in `rootfs` first.
+pub fn command(rootfs: &Path, constraints: &Constraints, program: &str, args: &[&str]) -> Command {
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).expect("a path without NUL");
+    let inside = |p: &Path| rootfs.join(p.strip_prefix("/").unwrap_or(p));
+    let mut mounts: Vec<Mount> = vec![
+        (None, c(Path::new("/")), libc::MS_REC | libc::MS_PRIVATE),
+        (Some(c(rootfs)), c(rootfs), libc::MS_BIND | libc::MS_REC),
+        // hostPID: the host's processes, as the daemon sees them on a node.
+        (
+            Some(c(Path::new("/proc"))),
+            c(&inside(Path::new("/proc"))),
+            libc::MS_BIND | libc::MS_REC,
+        ),
+    ];
+    std::fs::create_dir_all(inside(Path::new("/proc"))).expect("a /proc mount point");
+    for (host, path, read_only) in &constraints.host_paths {
+        let target = inside(path);
+        std::fs::create_dir_all(&target).expect("a hostPath mount point");
+        mounts.push((Some(c(host)), c(&target), libc::MS_BIND));
+        if *read_only {
+            mounts.push((None, c(&target), read_only_remount()));
+        }
+    }
+    if constraints.read_only_root {
+        mounts.push((None, c(rootfs), read_only_remount()));
+    }
+    let drop: Vec<libc::c_int> = CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !constraints.capabilities.iter().any(|k| k == *name))
+        .map(|(i, _)| i as libc::c_int)
+        .collect();
+    let root = c(rootfs);
+    let no_new_privs = !constraints.allow_privilege_escalation;
+    let uid = constraints.uid;
+    let mut command = Command::new(program);
+    command.args(args);
+    // SAFETY: between fork and exec the closure only makes system calls on memory
+    // prepared before the fork; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            for (source, target, flags) in &mounts {
+                let source = source.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+                check(libc::mount(
+                    source,
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    *flags,
+                    std::ptr::null(),
+                ))?;
+            }
+            check(libc::chroot(root.as_ptr()))?;
+            check(libc::chdir(c"/".as_ptr()))?;
+            for cap in &drop {
+                check(libc::prctl(libc::PR_CAPBSET_DROP, *cap, 0, 0, 0))?;
+            }
+            if no_new_privs {
+                check(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            }
+            if uid != 0 {
+                check(libc::setgroups(0, std::ptr::null()))?;
+                check(libc::setgid(uid))?;
+                check(libc::setuid(uid))?;
+            }
+            Ok(())
+        });
+    }
+    command
+}
+
+/// Flags that make a bind mount read-only.
+fn read_only_remount() -> libc::c_ulong {
+    libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY
+}
+
+/// A system call's result as an `io::Result`.
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
