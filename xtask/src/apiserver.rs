@@ -61,7 +61,7 @@ pub fn build(env: &Env, out: &Path) -> anyhow::Result<()> {
 }
 
 /// `cmd` set up for GOPATH mode over sid's Go library sources, offline.
-fn gopath(env: &Env, go: &GoToolchain, mut cmd: Command) -> Command {
+pub fn gopath(env: &Env, go: &GoToolchain, mut cmd: Command) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![go.goroot.join("bin")];
     paths.extend(std::env::split_paths(&path));
