@@ -57,7 +57,9 @@ pub fn check(yaml: &str) -> Result<Vec<Value>, String> {
         .expect("piped stdin")
         .write_all(yaml.as_bytes())
         .expect("writing to manifests-check");
-    let out = child.wait_with_output().expect("waiting for manifests-check");
+    let out = child
+        .wait_with_output()
+        .expect("waiting for manifests-check");
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -83,7 +85,11 @@ pub fn dashboard() -> Value {
 pub fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     let mut queries = Vec::new();
     collect_exprs(&dashboard["panels"], &mut queries);
-    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if variable["type"] != "query" {
             continue;
         }
@@ -94,7 +100,9 @@ pub fn dashboard_queries(dashboard: &Value) -> Vec<String> {
             .strip_prefix("label_values(")
             .and_then(|rest| rest.rsplit_once(','))
             .map(|(selector, _label)| selector.trim())
-            .unwrap_or_else(|| panic!("variable query {query:?} is not label_values(SELECTOR, LABEL)"));
+            .unwrap_or_else(|| {
+                panic!("variable query {query:?} is not label_values(SELECTOR, LABEL)")
+            });
         queries.push(selector.to_owned());
     }
     queries
@@ -130,8 +138,34 @@ pub fn without_grafana_variables(expr: &str) -> String {
 /// `by`, `without`, `on`, `ignoring`, `group_left`, `group_right`), durations,
 /// numbers, strings or Grafana `$variables`.
 pub fn metric_names(expr: &str) -> BTreeSet<String> {
-    const GROUPING: [&str; 6] = ["by", "without", "on", "ignoring", "group_left", "group_right"];
-    const KEYWORDS: [&str; 8] = ["and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"];
+    const GROUPING: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    const KEYWORDS: [&str; 8] = [
+        "and", "or", "unless", "bool", "offset", "atan2", "inf", "nan",
+    ];
+    // Aggregations may put `by (…)` between their name and their `(`.
+    const AGGREGATIONS: [&str; 14] = [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
     let chars: Vec<char> = expr.chars().collect();
     let mut names = BTreeSet::new();
     let mut i = 0;
@@ -185,7 +219,10 @@ pub fn metric_names(expr: &str) -> BTreeSet<String> {
                 if call {
                     i = skip_to_close(next, '(', ')');
                 }
-            } else if !call && !KEYWORDS.contains(&ident.to_ascii_lowercase().as_str()) {
+            } else if !call
+                && !KEYWORDS.contains(&ident.to_ascii_lowercase().as_str())
+                && !AGGREGATIONS.contains(&ident.as_str())
+            {
                 names.insert(ident);
             }
         } else {
@@ -228,12 +265,13 @@ mod tests {
 
     #[test]
     fn metric_names_leave_out_functions_labels_keywords_and_durations() {
-        let expr = r#"topk(10, sum by (user_agent, le) (rate(apiprof_requests_total{verb="list", user_agent=~"a{b}"}[5m])))
+        let expr = r#"max by (user_agent) (apiprof_client_throttled) > 0 or topk(10, sum by (user_agent, le) (rate(apiprof_requests_total{verb="list", user_agent=~"a{b}"}[5m])))
             / ignoring (user_agent) group_left sum without (x) (apiprof_cpu_seconds_total offset 1h) > bool 0.5
             and on(instance) histogram_quantile(0.99, apiprof_request_duration_seconds_bucket) or vector(1e3)"#;
         assert_eq!(
             metric_names(expr).into_iter().collect::<Vec<_>>(),
             [
+                "apiprof_client_throttled",
                 "apiprof_cpu_seconds_total",
                 "apiprof_request_duration_seconds_bucket",
                 "apiprof_requests_total"

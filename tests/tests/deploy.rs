@@ -24,7 +24,7 @@ use apiprof_tests::{
 };
 use k8s_openapi::api::{
     apps::v1::DaemonSet,
-    core::v1::{ConfigMap, Service},
+    core::v1::{ConfigMap, Pod, Service},
     rbac::v1::ClusterRole,
 };
 use serde_json::Value;
@@ -80,7 +80,10 @@ fn every_kustomization_renders_and_decodes_strictly() {
     );
     let operator = render("prometheus-operator").unwrap();
     for kind in ["PodMonitor", "PrometheusRule"] {
-        assert_eq!(one(&operator, kind)["apiVersion"], "monitoring.coreos.com/v1");
+        assert_eq!(
+            one(&operator, kind)["apiVersion"],
+            "monitoring.coreos.com/v1"
+        );
     }
 }
 
@@ -166,8 +169,14 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
     assert_eq!(
         container.args.as_deref(),
         Some(
-            &["daemon", "--process", "kube-apiserver", "--listen", "0.0.0.0:9464"]
-                .map(String::from)[..]
+            &[
+                "daemon",
+                "--process",
+                "kube-apiserver",
+                "--listen",
+                "0.0.0.0:9464"
+            ]
+            .map(String::from)[..]
         )
     );
     let ports = container.ports.as_deref().unwrap();
@@ -177,11 +186,17 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
         (Some("http"), 9464)
     );
     for probe in [&container.liveness_probe, &container.readiness_probe] {
-        let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("an httpGet probe");
+        let get = probe
+            .as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .expect("an httpGet probe");
         assert_eq!(get.path.as_deref(), Some("/healthz"));
         assert_eq!(serde_json::to_value(&get.port).unwrap(), "http");
     }
-    let security = container.security_context.as_ref().expect("securityContext");
+    let security = container
+        .security_context
+        .as_ref()
+        .expect("securityContext");
     assert_eq!(security.privileged, Some(false));
     assert_eq!(security.run_as_user, Some(0));
     assert_eq!(security.run_as_non_root, Some(false));
@@ -198,9 +213,7 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
         Some("RuntimeDefault")
     );
     let resources = container.resources.as_ref().unwrap();
-    let quantities = |m: &Option<BTreeMap<String, _>>| {
-        serde_json::to_value(m).unwrap()
-    };
+    let quantities = |m: &Option<BTreeMap<String, _>>| serde_json::to_value(m).unwrap();
     assert_eq!(
         quantities(&resources.requests),
         serde_json::json!({"cpu": "50m", "memory": "96Mi"})
@@ -236,7 +249,10 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
     let service = service.spec.unwrap();
     assert_eq!(service.cluster_ip.as_deref(), Some("None"));
     let ports = service.ports.unwrap();
-    assert_eq!((ports[0].name.as_deref(), ports[0].port), (Some("http"), 9464));
+    assert_eq!(
+        (ports[0].name.as_deref(), ports[0].port),
+        (Some("http"), 9464)
+    );
     let role: ClusterRole = decode(one(&docs, "ClusterRole"));
     assert_eq!(
         serde_json::to_value(role.rules).unwrap(),
@@ -279,16 +295,16 @@ fn promtool_accepts_the_alerts() {
         .arg(&file)
         .output()
         .expect("running promtool");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     print!("{text}");
     assert!(out.status.success(), "promtool check rules: {text}");
     assert!(text.contains(&format!("SUCCESS: {} rules found", rule_exprs(rule).len())));
 }
 
-/// Root only: the daemon attached to the apiserver fixture, its Pod watch pointed at
-/// the fixture (an open WATCH), refctl's resync storm and throttled client run, so
-/// every family the queries read has samples.
+/// Root only: the daemon attached to the apiserver fixture (its Pod watch pointed at
+/// the fixture, as in a cluster), a WATCH held open, refctl's resync storm and
+/// throttled client run, so every family the queries read has samples.
 #[tokio::test]
 async fn the_dashboard_and_alerts_read_only_exported_metrics_and_prometheus_runs_them() {
     let server = ApiServer::start("apiserver-go1.27");
@@ -297,6 +313,12 @@ async fn the_dashboard_and_alerts_read_only_exported_metrics_and_prometheus_runs
         &[("KUBECONFIG", server.kubeconfig.as_path())],
     );
     daemon.wait_attached(server.pid()).await;
+    // Opened after attaching, so the daemon sees it begin: apiprof_watches_open.
+    let pods: kube::Api<Pod> = kube::Api::all(server.kube_client().await);
+    let _watch = pods
+        .watch(&kube::api::WatchParams::default(), "0")
+        .await
+        .expect("watching Pods");
     let url = daemon.url.strip_prefix("http://").unwrap().to_owned();
     let prometheus = Prometheus::start(&[url]);
     let dir = tempfile::tempdir().unwrap();
