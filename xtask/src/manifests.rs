@@ -6,18 +6,18 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::{apiserver::gopath, cmd, setup::Env};
+use crate::{
+    apiserver::{go_1_27, gopath},
+    cmd,
+    setup::Env,
+};
 
 /// The checker's file name in the fixtures folder.
 pub const CHECKER: &str = "manifests-check";
 
 /// Builds the checker into `out`.
 pub fn build(env: &Env, out: &Path) -> anyhow::Result<()> {
-    let go = env
-        .go
-        .iter()
-        .find(|go| go.version == "1.27")
-        .context("setup provides no Go 1.27")?;
+    let go = go_1_27(env)?;
     let mut build = gopath(env, go, go.command());
     build
         .current_dir(env.root.join("tests/fixtures/manifests"))
