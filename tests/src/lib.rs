@@ -4,13 +4,15 @@
 //! builds the Go fixtures, apiprof and the reference controller first and passes their
 //! locations in `APIPROF_FIXTURES`, `APIPROF_BIN` and `APIPROF_REFCTL`, and that of
 //! Debian sid's etcd and kubectl in `APIPROF_SID`, and of its Prometheus server and
-//! promtool in `APIPROF_PROMETHEUS`.
+//! promtool in `APIPROF_PROMETHEUS`, and the deployment manifests' checker in
+//! `APIPROF_MANIFESTS_CHECK`.
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
 pub mod bench;
 pub mod browser;
 pub mod daemon;
+pub mod deploy;
 pub mod findings;
 pub mod goserver;
 pub mod kube;
@@ -58,6 +60,12 @@ pub fn sid_dir() -> PathBuf {
 /// Debian sid's Prometheus server and promtool that xtask unpacked (both in `usr/bin`).
 pub fn prometheus_dir() -> PathBuf {
     from_xtask("APIPROF_PROMETHEUS")
+}
+
+/// `manifests-check` (tests/fixtures/manifests): rendered manifests decoded strictly
+/// into the Kubernetes Go types.
+pub fn manifests_check_bin() -> PathBuf {
+    from_xtask("APIPROF_MANIFESTS_CHECK")
 }
 
 /// The apiprof binary under test.

@@ -30,11 +30,7 @@ const OPENAPI_PACKAGES: [&str; 6] = [
 
 /// Builds both fixture binaries into `out`.
 pub fn build(env: &Env, out: &Path) -> anyhow::Result<()> {
-    let go = env
-        .go
-        .iter()
-        .find(|go| go.version == "1.27")
-        .context("setup provides no Go 1.27")?;
+    let go = go_1_27(env)?;
     let src = env.target.join("apiserver-src");
     fs::create_dir_all(&src)?;
     fs::copy(
@@ -60,8 +56,16 @@ pub fn build(env: &Env, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Debian sid's Go 1.27, which sid's Go libraries are built with.
+pub fn go_1_27(env: &Env) -> anyhow::Result<&GoToolchain> {
+    env.go
+        .iter()
+        .find(|go| go.version == "1.27")
+        .context("setup provides no Go 1.27")
+}
+
 /// `cmd` set up for GOPATH mode over sid's Go library sources, offline.
-fn gopath(env: &Env, go: &GoToolchain, mut cmd: Command) -> Command {
+pub fn gopath(env: &Env, go: &GoToolchain, mut cmd: Command) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut paths = vec![go.goroot.join("bin")];
     paths.extend(std::env::split_paths(&path));

@@ -5,10 +5,11 @@ use std::{fs, path::PathBuf};
 
 use anyhow::Context as _;
 
-use crate::{apiserver, cmd, setup::Env};
+use crate::{apiserver, cmd, manifests, setup::Env};
 
 /// Builds every fixture and returns the folder holding the binaries, named
-/// `goserver-go<version>[-stripped]` and `apiserver-go1.27[-http2legacy]`.
+/// `goserver-go<version>[-stripped]`, `apiserver-go1.27[-http2legacy]` and
+/// `manifests-check`.
 pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
     let out = env.target.join("fixtures");
     fs::create_dir_all(&out)?;
@@ -36,6 +37,7 @@ pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
         }
     }
     apiserver::build(env, &out)?;
+    manifests::build(env, &out)?;
     eprintln!("xtask: fixtures in {}", out.display());
     Ok(out)
 }

@@ -5,6 +5,7 @@ mod apt;
 mod cmd;
 mod driver;
 mod fixtures;
+mod manifests;
 mod offsets;
 mod setup;
 mod test;
@@ -89,7 +90,8 @@ enum Profile {
 
 /// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof (in
 /// `profile`) and the reference controller built, and their locations (and sid's etcd
-/// and kubectl, and its Prometheus server and promtool) passed as the tests expect.
+/// and kubectl, its Prometheus server and promtool, and the manifests checker) passed
+/// as the tests expect.
 fn run_tests_crate(env: &setup::Env, args: &[&str], profile: Profile) -> anyhow::Result<()> {
     let fixtures = fixtures::build(env)?;
     let apiprof = build_apiprof(env, profile)?;
@@ -99,6 +101,7 @@ fn run_tests_crate(env: &setup::Env, args: &[&str], profile: Profile) -> anyhow:
             .current_dir(&env.root)
             .args(args)
             .env("APIPROF_FIXTURES", &fixtures)
+            .env("APIPROF_MANIFESTS_CHECK", fixtures.join(manifests::CHECKER))
             .env("APIPROF_BIN", &apiprof)
             .env("APIPROF_REFCTL", &refctl)
             .env("APIPROF_SID", &env.sid)
