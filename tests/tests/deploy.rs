@@ -170,7 +170,6 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
         container.args.as_deref(),
         Some(
             &[
-                "daemon",
                 "--process",
                 "kube-apiserver",
                 "--listen",
