@@ -21,6 +21,7 @@ pub mod process;
 pub mod prometheus;
 pub mod recorder;
 pub mod refctl;
+pub mod sandbox;
 pub mod simulation;
 pub mod validation;
 

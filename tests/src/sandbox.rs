@@ -13,6 +13,8 @@ use std::{
     process::Command,
 };
 
+use k8s_openapi::api::core::v1::{Container, PodSpec};
+
 /// What a container's securityContext and volumes allow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Constraints {
@@ -27,6 +29,73 @@ pub struct Constraints {
     pub allow_privilege_escalation: bool,
     /// hostPath mounts: (host path, path in the container, read-only).
     pub host_paths: Vec<(PathBuf, PathBuf, bool)>,
+}
+
+/// The capabilities container runtimes (containerd, CRI-O) give a container unless
+/// its securityContext drops them.
+const RUNTIME_DEFAULT: [&str; 14] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+impl Constraints {
+    /// What `container` of a Pod with `pod`'s spec may do, as a container runtime
+    /// would set it up (Kubernetes' defaults where the manifest is silent: the image's
+    /// user, here root; privilege escalation allowed; the runtime's capabilities).
+    pub fn of(pod: &PodSpec, container: &Container) -> Self {
+        let context = container.security_context.clone().unwrap_or_default();
+        let caps = context.capabilities.unwrap_or_default();
+        let drop = caps.drop.unwrap_or_default();
+        let mut capabilities: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+            Vec::new()
+        } else {
+            RUNTIME_DEFAULT
+                .iter()
+                .map(|c| c.to_string())
+                .filter(|c| !drop.contains(c))
+                .collect()
+        };
+        capabilities.extend(caps.add.unwrap_or_default());
+        let volumes = pod.volumes.clone().unwrap_or_default();
+        let host_paths = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .map(|mount| {
+                let volume = volumes
+                    .iter()
+                    .find(|v| v.name == mount.name)
+                    .unwrap_or_else(|| panic!("no volume {:?} in the Pod", mount.name));
+                let host = volume.host_path.as_ref().unwrap_or_else(|| {
+                    panic!("volume {:?}: only hostPath volumes are set up", mount.name)
+                });
+                (
+                    PathBuf::from(&host.path),
+                    PathBuf::from(&mount.mount_path),
+                    mount.read_only.unwrap_or(false),
+                )
+            })
+            .collect();
+        Self {
+            capabilities,
+            uid: context.run_as_user.unwrap_or(0) as u32,
+            read_only_root: context.read_only_root_filesystem.unwrap_or(false),
+            allow_privilege_escalation: context.allow_privilege_escalation.unwrap_or(true),
+            host_paths,
+        }
+    }
 }
 
 /// Capability numbers by name (linux/capability.h), as far as `CAP_LAST_CAP` on 6.x.
