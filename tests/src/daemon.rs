@@ -3,6 +3,7 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -23,15 +24,25 @@ impl Daemon {
     }
 
     /// [`Daemon::start`] with environment variables (`KUBECONFIG`).
-    pub fn start_with_env(args: &[&str], env: &[(&str, &std::path::Path)]) -> Self {
-        let mut child = Command::new(apiprof_bin())
+    pub fn start_with_env(args: &[&str], env: &[(&str, &Path)]) -> Self {
+        Self::spawn(&apiprof_bin(), args, env)
+    }
+
+    /// [`Daemon::start`] of another apiprof binary (the container image's).
+    pub fn start_binary(binary: &Path, args: &[&str]) -> Self {
+        Self::spawn(binary, args, &[])
+    }
+
+    /// `BINARY daemon ARGS --listen 127.0.0.1:0` with `env`, once it listens.
+    fn spawn(binary: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
+        let mut child = Command::new(binary)
             .envs(env.iter().copied())
             .arg("daemon")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
-            .expect("starting apiprof daemon");
+            .unwrap_or_else(|e| panic!("starting {} daemon: {e}", binary.display()));
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)

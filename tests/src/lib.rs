@@ -3,9 +3,10 @@
 //! Run through `cargo xtask test` (or `cargo xtask demo`, `cargo xtask validate`): xtask
 //! builds the Go fixtures, apiprof and the reference controller first and passes their
 //! locations in `APIPROF_FIXTURES`, `APIPROF_BIN` and `APIPROF_REFCTL`, and that of
-//! Debian sid's etcd and kubectl in `APIPROF_SID`, and of its Prometheus server and
-//! promtool in `APIPROF_PROMETHEUS`, and the deployment manifests' checker in
-//! `APIPROF_MANIFESTS_CHECK`.
+//! Debian sid's etcd and kubectl in `APIPROF_SID`, of its Prometheus server and
+//! promtool in `APIPROF_PROMETHEUS`, of the deployment manifests' checker in
+//! `APIPROF_MANIFESTS_CHECK`, and (for `cargo xtask test`) of the container image in
+//! `APIPROF_IMAGE`.
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
@@ -15,6 +16,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod findings;
 pub mod goserver;
+pub mod image;
 pub mod kube;
 pub mod load;
 pub mod process;
@@ -72,6 +74,11 @@ pub fn manifests_check_bin() -> PathBuf {
 /// The apiprof binary under test.
 pub fn apiprof_bin() -> PathBuf {
     from_xtask("APIPROF_BIN")
+}
+
+/// The container image `cargo xtask image` wrote: an OCI archive.
+pub fn image_path() -> PathBuf {
+    from_xtask("APIPROF_IMAGE")
 }
 
 /// The reference controller (tests/reference-controller) binary.

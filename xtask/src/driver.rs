@@ -5,7 +5,7 @@ use crate::{setup::Env, Profile};
 /// Runs the tests crate's binary `bin` with `args` and the fixtures, apiprof and the
 /// reference controller it needs.
 pub fn run(env: &Env, bin: &str, args: &[String]) -> anyhow::Result<()> {
-    crate::run_tests_crate(env, &cargo_run(bin, &[], args), Profile::Debug)
+    crate::run_tests_crate(env, &cargo_run(bin, &[], args), Profile::Debug, &[])
 }
 
 /// `cargo xtask bench`: the bench and apiprof in release builds, as apiprof is deployed
@@ -25,6 +25,7 @@ pub fn bench(env: &Env, soak: bool, quick: bool, sections: &[String]) -> anyhow:
         env,
         &cargo_run("bench", &["--release"], &args),
         Profile::Release,
+        &[],
     )
 }
 

@@ -5,6 +5,7 @@ mod apt;
 mod cmd;
 mod driver;
 mod fixtures;
+mod image;
 mod manifests;
 mod offsets;
 mod setup;
@@ -29,6 +30,9 @@ enum Command {
     Offsets,
     /// Run every test: unit tests, then the root-only integration tests.
     Test,
+    /// Write the container image (a static apiprof on an empty base) as an OCI archive,
+    /// target/image/apiprof.oci.tar, without a container engine.
+    Image,
     /// Profile the apiserver fixture under a known load, print the attribution report, and
     /// write its capture, flame graph and pprof profile to target/demo/.
     Demo,
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => fixtures::build(&env).map(drop),
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
+        Command::Image => image::build(&env).map(drop),
         Command::Demo => {
             let out = env.target.join("demo");
             driver::run(&env, "demo", &[out.display().to_string()])
@@ -91,8 +96,14 @@ enum Profile {
 /// Runs `cargo` with `args` in the tests crate's environment: the fixtures, apiprof (in
 /// `profile`) and the reference controller built, and their locations (and sid's etcd
 /// and kubectl, its Prometheus server and promtool, and the manifests checker) passed
-/// as the tests expect.
-fn run_tests_crate(env: &setup::Env, args: &[&str], profile: Profile) -> anyhow::Result<()> {
+/// as the tests expect, with `extra` environment variables (the image's path for
+/// `cargo xtask test`).
+fn run_tests_crate(
+    env: &setup::Env,
+    args: &[&str],
+    profile: Profile,
+    extra: &[(&str, &std::path::Path)],
+) -> anyhow::Result<()> {
     let fixtures = fixtures::build(env)?;
     let apiprof = build_apiprof(env, profile)?;
     let refctl = build_refctl(env)?;
@@ -105,7 +116,8 @@ fn run_tests_crate(env: &setup::Env, args: &[&str], profile: Profile) -> anyhow:
             .env("APIPROF_BIN", &apiprof)
             .env("APIPROF_REFCTL", &refctl)
             .env("APIPROF_SID", &env.sid)
-            .env("APIPROF_PROMETHEUS", &env.prometheus),
+            .env("APIPROF_PROMETHEUS", &env.prometheus)
+            .envs(extra.iter().copied()),
     )
 }
 

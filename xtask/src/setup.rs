@@ -4,8 +4,10 @@
 //! bpf-linker (built against the nightly toolchain's own libLLVM), Go 1.19 (bookworm's
 //! golang-go), Go 1.24 (trixie's golang-1.24-go and -src), Debian sid's Kubernetes set
 //! and its Prometheus server and promtool (the Debian packages unpacked into the project
-//! cache, never installed system-wide), a mounted tracefs and Chromium (bookworm's own
-//! `chromium`, installed system-wide) for the flame graph browser test.
+//! cache, never installed system-wide), a mounted tracefs, Chromium (bookworm's own
+//! `chromium`, installed system-wide) for the flame graph browser test, and for the
+//! container image the Rust target x86_64-unknown-linux-musl, bookworm's musl-tools
+//! (ring's C) and its skopeo and umoci (the image test).
 use std::{
     env, fs,
     path::{Path, PathBuf},
@@ -14,7 +16,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
-use crate::{apt, cmd};
+use crate::{apt, cmd, image};
 
 /// The bpf-linker release the eBPF build is pinned to (it must match rustc's LLVM 22).
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -84,7 +86,8 @@ pub fn run() -> anyhow::Result<Env> {
         },
     ];
     tracefs()?;
-    chromium()?;
+    musl_target()?;
+    bookworm_packages()?;
     Ok(Env {
         target: env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from),
         root,
@@ -327,32 +330,69 @@ fn tracefs() -> anyhow::Result<()> {
     cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
 }
 
-/// Where Debian's `chromium` package puts the browser; the tests crate looks there.
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// Packages from Debian bookworm, the system's own suite (so installed system-wide),
+/// each checked by a file it provides: Chromium, for the flame graph browser test
+/// (headless: the frames drawn on a screenshot, a click zooms into one; the tests crate
+/// looks for `/usr/bin/chromium`); musl-gcc, which compiles ring's C for the image's
+/// static binary; skopeo and umoci, the OCI tools the image test reads and unpacks the
+/// image with.
+const BOOKWORM: [(&str, &str, &str); 4] = [
+    (
+        "/usr/bin/chromium",
+        "chromium",
+        "the flame graph browser test",
+    ),
+    (
+        "/usr/bin/musl-gcc",
+        "musl-tools",
+        "the image's static build",
+    ),
+    ("/usr/bin/skopeo", "skopeo", "the image test"),
+    ("/usr/bin/umoci", "umoci", "the image test"),
+];
 
-/// Chromium from Debian bookworm, the system's own suite (so a system-wide install): the
-/// flame graph browser test opens inferno's interactive SVG in it headless, checks the
-/// frames are drawn on a screenshot and that clicking one zooms into it. The package
-/// lists are refreshed only when the install fails without them.
-fn chromium() -> anyhow::Result<()> {
-    if Path::new(CHROMIUM).exists() {
+/// Installs the [`BOOKWORM`] packages whose file is missing. The package lists are
+/// refreshed only when the install fails without them.
+fn bookworm_packages() -> anyhow::Result<()> {
+    let missing: Vec<_> = BOOKWORM
+        .iter()
+        .filter(|(file, ..)| !Path::new(file).exists())
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    say("installing Chromium (Debian bookworm's chromium) for the flame graph browser test");
+    let names: Vec<&str> = missing.iter().map(|(_, name, _)| *name).collect();
+    for (_, name, why) in &missing {
+        say(&format!("installing Debian bookworm's {name} for {why}"));
+    }
     let install = || {
         cmd::run(
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "chromium"])
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(&names)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
     };
     if install().is_err() {
-        say("installing chromium failed: updating the package lists and trying again");
+        say("installing failed: updating the package lists and trying again");
         cmd::run(Command::new("apt-get").arg("update"))?;
         install()?;
     }
-    if !Path::new(CHROMIUM).exists() {
-        bail!("installing Debian's chromium did not provide {CHROMIUM}");
+    if let Some((file, name, _)) = missing.iter().find(|(file, ..)| !Path::new(file).exists()) {
+        bail!("installing Debian's {name} did not provide {file}");
     }
     Ok(())
+}
+
+/// The Rust target of the image's static binary, for the default toolchain.
+fn musl_target() -> anyhow::Result<()> {
+    let installed = cmd::output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.trim() == image::MUSL_TARGET) {
+        return Ok(());
+    }
+    say(&format!(
+        "installing the Rust target {} (the image's static binary)",
+        image::MUSL_TARGET
+    ));
+    cmd::run(Command::new("rustup").args(["target", "add", image::MUSL_TARGET]))
 }

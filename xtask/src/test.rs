@@ -1,5 +1,6 @@
 //! `cargo xtask test`: unit tests of every crate, then the root-only integration tests
-//! (one at a time: they load eBPF programs and start servers).
+//! (one at a time: they load eBPF programs and start servers), with the container image
+//! built first for the image test (`APIPROF_IMAGE`).
 use std::process::Command;
 
 use crate::{cmd, setup::Env};
@@ -13,6 +14,7 @@ pub fn run(env: &Env) -> anyhow::Result<()> {
         "--exclude",
         "profiler-ebpf",
     ]))?;
+    let image = crate::image::build(env)?;
     crate::run_tests_crate(
         env,
         &[
@@ -23,5 +25,6 @@ pub fn run(env: &Env) -> anyhow::Result<()> {
             "--test-threads=1",
         ],
         crate::Profile::Debug,
+        &[("APIPROF_IMAGE", &image)],
     )
 }
