@@ -25,24 +25,21 @@ impl Daemon {
 
     /// [`Daemon::start`] with environment variables (`KUBECONFIG`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &Path)]) -> Self {
-        Self::spawn(&apiprof_bin(), args, env)
+        let mut command = Command::new(apiprof_bin());
+        command.envs(env.iter().copied());
+        Self::start_command(command, args)
     }
 
-    /// [`Daemon::start`] of another apiprof binary (the container image's).
-    pub fn start_binary(binary: &Path, args: &[&str]) -> Self {
-        Self::spawn(binary, args, &[])
-    }
-
-    /// `BINARY daemon ARGS --listen 127.0.0.1:0` with `env`, once it listens.
-    fn spawn(binary: &Path, args: &[&str], env: &[(&str, &Path)]) -> Self {
-        let mut child = Command::new(binary)
-            .envs(env.iter().copied())
+    /// [`Daemon::start`] of a prepared apiprof command (the container image's binary,
+    /// run as its DaemonSet would run it): `COMMAND daemon ARGS --listen 127.0.0.1:0`.
+    pub fn start_command(mut command: Command, args: &[&str]) -> Self {
+        let mut child = command
             .arg("daemon")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {} daemon: {e}", binary.display()));
+            .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout"))
             .read_line(&mut line)

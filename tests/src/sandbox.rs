@@ -146,9 +146,9 @@ const CAPABILITIES: [&str; 41] = [
 /// A mount to make in the child: (source, target, flags).
 type Mount = (Option<CString>, CString, libc::c_ulong);
 
-/// `program` (a path inside `rootfs`) with `args`, to be run under `constraints` in
-/// `rootfs`; the mount points it needs are created in `rootfs` first.
-pub fn command(rootfs: &Path, constraints: &Constraints, program: &str, args: &[&str]) -> Command {
+/// `program` (a path inside `rootfs`), to be run under `constraints` in `rootfs`; the
+/// mount points it needs are created in `rootfs` first.
+pub fn command(rootfs: &Path, constraints: &Constraints, program: &str) -> Command {
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).expect("a path without NUL");
     let inside = |p: &Path| rootfs.join(p.strip_prefix("/").unwrap_or(p));
     let mut mounts: Vec<Mount> = vec![
@@ -183,7 +183,6 @@ pub fn command(rootfs: &Path, constraints: &Constraints, program: &str, args: &[
     let no_new_privs = !constraints.allow_privilege_escalation;
     let uid = constraints.uid;
     let mut command = Command::new(program);
-    command.args(args);
     // SAFETY: between fork and exec the closure only makes system calls on memory
     // prepared before the fork; it allocates nothing.
     unsafe {

@@ -168,15 +168,7 @@ fn the_daemonset_asks_for_exactly_what_the_readme_lists() {
     );
     assert_eq!(
         container.args.as_deref(),
-        Some(
-            &[
-                "--process",
-                "kube-apiserver",
-                "--listen",
-                "0.0.0.0:9464"
-            ]
-            .map(String::from)[..]
-        )
+        Some(&["--process", "kube-apiserver", "--listen", "0.0.0.0:9464"].map(String::from)[..])
     );
     let ports = container.ports.as_deref().unwrap();
     assert_eq!(ports.len(), 1);

@@ -5,7 +5,11 @@
 //!   profiler's version, the commit and its time), in the config and the manifest;
 //! - umoci unpacks it to `/usr/local/bin/apiprof`, `/etc/passwd` and `/etc/group` and
 //!   nothing else; the binary is static (no ELF interpreter) and is the version built;
-//! - that binary's daemon attributes a Go server's requests exactly.
+//! - that binary's daemon, run under exactly the constraints of the DaemonSet in
+//!   `deploy/` (its own mount namespace chrooted into the image's rootfs, the host's
+//!   `/proc` for `hostPID`, the hostPath mounts read-only, a read-only root filesystem,
+//!   `no_new_privs`, root with only the capabilities the manifest adds, and the
+//!   manifest's flags), attributes a Go server's requests exactly.
 //!
 //! Root only: umoci keeps owners as root does, and the daemon loads eBPF programs.
 
@@ -17,8 +21,15 @@ use std::{
 };
 
 use apiprof_tests::{
-    apiprof_bin, daemon::Daemon, goserver::GoServer, image, image_path, load::Http,
+    apiprof_bin,
+    daemon::Daemon,
+    deploy::{one, render},
+    goserver::GoServer,
+    image, image_path,
+    load::Http,
+    sandbox::{self, Constraints},
 };
+use k8s_openapi::api::apps::v1::DaemonSet;
 use object::{elf, read::elf::ElfFile64, read::elf::ProgramHeader as _, Endianness};
 use serde_json::{json, Value};
 
@@ -162,9 +173,46 @@ async fn the_unpacked_static_binary_attributes_exactly() {
     let passwd = std::fs::read_to_string(unpacked.rootfs.join("etc/passwd")).expect("passwd");
     assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
 
+    let docs = render(".").expect("deploy/ renders");
+    let daemonset: DaemonSet =
+        serde_json::from_value(one(&docs, "DaemonSet").clone()).expect("a DaemonSet");
+    let pod = daemonset
+        .spec
+        .and_then(|s| s.template.spec)
+        .expect("a Pod spec");
+    assert_eq!(
+        pod.host_pid,
+        Some(true),
+        "the sandbox shares the host's /proc"
+    );
+    let container = &pod.containers[0];
+    let constraints = Constraints::of(&pod, container);
+    assert_eq!(constraints.capabilities, ["SYS_ADMIN", "SYS_PTRACE"]);
+    // The manifest's flags, attaching to the fixture instead of kube-apiserver, and
+    // listening where the test can reach it (Daemon adds --listen).
+    let args = container.args.clone().unwrap_or_default();
+    let mut flags: Vec<&str> = Vec::new();
+    let mut args = args.iter().map(String::as_str);
+    while let Some(arg) = args.next() {
+        match arg {
+            "--process" => {
+                args.next();
+                flags.extend(["--process", BUILD]);
+            }
+            "--listen" => {
+                args.next();
+            }
+            other => flags.push(other),
+        }
+    }
     let server = GoServer::start(BUILD);
-    let pid = server.pid().to_string();
-    let daemon = Daemon::start_binary(&binary, &["--pid", &pid, "--no-client-pods"]);
+    let command = sandbox::command(
+        &unpacked.rootfs,
+        &constraints,
+        "/usr/local/bin/apiprof",
+        &[],
+    );
+    let daemon = Daemon::start_command(command, &flags);
     daemon.wait_attached(server.pid()).await;
     let (client, ..) = Http::Two.client(USER_AGENT);
     let url = format!("{}/api/v1/namespaces/default/configmaps", server.url);
