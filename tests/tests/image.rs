@@ -206,12 +206,7 @@ async fn the_unpacked_static_binary_attributes_exactly() {
         }
     }
     let server = GoServer::start(BUILD);
-    let command = sandbox::command(
-        &unpacked.rootfs,
-        &constraints,
-        "/usr/local/bin/apiprof",
-        &[],
-    );
+    let command = sandbox::command(&unpacked.rootfs, &constraints, "/usr/local/bin/apiprof");
     let daemon = Daemon::start_command(command, &flags);
     daemon.wait_attached(server.pid()).await;
     let (client, ..) = Http::Two.client(USER_AGENT);
