@@ -1,9 +1,10 @@
 //! A process run as a container runtime runs a DaemonSet's container, without a
 //! runtime: in its own mount namespace, chrooted into an unpacked image's rootfs, with
-//! the host's `/proc` (`hostPID: true`), the pod's hostPath mounts (read-only where the
-//! manifest says so), a read-only root filesystem, `no_new_privs`
-//! (`allowPrivilegeEscalation: false`), the given user, and no capability beyond those
-//! the manifest adds.
+//! what runtimes mount in every container (`/sys` read-only, without the host's mounts
+//! under it; a `/dev` holding only the usual devices), the host's `/proc`
+//! (`hostPID: true`), the pod's hostPath mounts (read-only where the manifest says so),
+//! a read-only root filesystem, `no_new_privs` (`allowPrivilegeEscalation: false`), the
+//! given user, and no capability beyond those the manifest adds.
 
 use std::{
     ffi::CString,
@@ -98,6 +99,9 @@ impl Constraints {
     }
 }
 
+/// The devices runtimes create in a container's `/dev`.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
 /// Capability numbers by name (linux/capability.h), as far as `CAP_LAST_CAP` on 6.x.
 const CAPABILITIES: [&str; 41] = [
     "CHOWN",
@@ -143,7 +147,8 @@ const CAPABILITIES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
-/// A mount to make in the child: (source, target, flags).
+/// A mount to make in the child: (source, target, flags); a source of `tmpfs` mounts a
+/// new tmpfs, with its device files created after it.
 type Mount = (Option<CString>, CString, libc::c_ulong);
 
 /// `program` (a path inside `rootfs`), to be run under `constraints` in `rootfs`; the
@@ -162,6 +167,20 @@ pub fn command(rootfs: &Path, constraints: &Constraints, program: &str) -> Comma
         ),
     ];
     std::fs::create_dir_all(inside(Path::new("/proc"))).expect("a /proc mount point");
+    // sysfs as runtimes mount it: read-only, and without tracefs and the other file
+    // systems the host mounts under /sys (a hostPath volume brings those).
+    let sys = inside(Path::new("/sys"));
+    std::fs::create_dir_all(&sys).expect("a /sys mount point");
+    mounts.push((Some(c(Path::new("/sys"))), c(&sys), libc::MS_BIND));
+    mounts.push((None, c(&sys), read_only_remount()));
+    // /dev: a tmpfs with the devices runtimes create.
+    let dev = inside(Path::new("/dev"));
+    std::fs::create_dir_all(&dev).expect("a /dev mount point");
+    mounts.push((Some(c(Path::new("tmpfs"))), c(&dev), 0));
+    for device in DEVICES {
+        let host = Path::new("/dev").join(device);
+        mounts.push((Some(c(&host)), c(&dev.join(device)), libc::MS_BIND));
+    }
     for (host, path, read_only) in &constraints.host_paths {
         let target = inside(path);
         std::fs::create_dir_all(&target).expect("a hostPath mount point");
@@ -190,10 +209,19 @@ pub fn command(rootfs: &Path, constraints: &Constraints, program: &str) -> Comma
             check(libc::unshare(libc::CLONE_NEWNS))?;
             for (source, target, flags) in &mounts {
                 let source = source.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+                let tmpfs = !source.is_null() && libc::strcmp(source, c"tmpfs".as_ptr()) == 0;
+                let fstype = if tmpfs { source } else { std::ptr::null() };
+                if *flags & libc::MS_BIND != 0 && !tmpfs {
+                    // A bind onto a device file needs the file to exist (in /dev's tmpfs).
+                    let fd = libc::open(target.as_ptr(), libc::O_CREAT | libc::O_RDONLY, 0o600);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
                 check(libc::mount(
                     source,
                     target.as_ptr(),
-                    std::ptr::null(),
+                    fstype,
                     *flags,
                     std::ptr::null(),
                 ))?;
