@@ -9,7 +9,8 @@
 //!   `deploy/` (its own mount namespace chrooted into the image's rootfs, the host's
 //!   `/proc` for `hostPID`, the hostPath mounts read-only, a read-only root filesystem,
 //!   `no_new_privs`, root with only the capabilities the manifest adds, and the
-//!   manifest's flags), attributes a Go server's requests exactly.
+//!   manifest's flags), attributes a Go server's requests exactly; without any one of
+//!   the capabilities the manifest adds, it cannot attach.
 //!
 //! Root only: umoci keeps owners as root does, and the daemon loads eBPF programs.
 
@@ -22,7 +23,7 @@ use std::{
 
 use apiprof_tests::{
     apiprof_bin,
-    daemon::Daemon,
+    daemon::{samples, Daemon},
     deploy::{one, render},
     goserver::GoServer,
     image, image_path,
@@ -218,6 +219,43 @@ async fn the_unpacked_static_binary_attributes_exactly() {
     assert_eq!(reported(&daemon).await, SENT);
     let status = daemon.terminate();
     assert!(status.success(), "the image's daemon exited with {status}");
+
+    // Least privilege: without any one of the capabilities the manifest adds, the
+    // daemon cannot attach.
+    for missing in &constraints.capabilities {
+        let fewer = Constraints {
+            capabilities: constraints
+                .capabilities
+                .iter()
+                .filter(|c| *c != missing)
+                .cloned()
+                .collect(),
+            ..constraints.clone()
+        };
+        let command = sandbox::command(&unpacked.rootfs, &fewer, "/usr/local/bin/apiprof");
+        let daemon = Daemon::start_command(command, &flags);
+        assert!(
+            attach_failed(&daemon).await,
+            "without CAP_{missing} the daemon still attached: the DaemonSet asks for more than it needs"
+        );
+    }
+}
+
+/// Whether the daemon counts an attach error within 10 s.
+async fn attach_failed(daemon: &Daemon) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let metrics = daemon.get("/metrics").await;
+        let errors: f64 = samples(&metrics, "apiprof_attach_errors_total")
+            .iter()
+            .map(|(_, v)| v)
+            .sum();
+        if errors > 0.0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 /// The daemon's count for [`USER_AGENT`] once it has them all (or 10 s have passed).
