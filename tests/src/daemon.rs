@@ -86,19 +86,29 @@ impl Daemon {
 
     /// Waits until the daemon is attached to process `pid`; returns how long that took.
     pub async fn wait_attached(&self, pid: u32) -> Duration {
+        let limit = Duration::from_secs(20);
+        match self.attached_within(pid, limit).await {
+            Some(took) => took,
+            None => {
+                let health = self.get("/healthz").await;
+                panic!(
+                    "the daemon did not attach to pid {pid} in {limit:?}: /healthz says {health:?}"
+                )
+            }
+        }
+    }
+
+    /// How long the daemon took to attach to process `pid`, if it did within `limit`.
+    pub async fn attached_within(&self, pid: u32, limit: Duration) -> Option<Duration> {
         let start = Instant::now();
         let needle = format!("(pid {pid})");
-        loop {
-            let health = self.get("/healthz").await;
-            if health.contains(&needle) {
-                return start.elapsed();
+        while start.elapsed() < limit {
+            if self.get("/healthz").await.contains(&needle) {
+                return Some(start.elapsed());
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the daemon did not attach to pid {pid} in 20 s: /healthz says {health:?}"
-            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        None
     }
 
     /// Stops the daemon with SIGTERM, as Kubernetes stops a pod, and waits for it.
