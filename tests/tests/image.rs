@@ -151,7 +151,8 @@ fn has_interpreter(path: &Path) -> bool {
 }
 
 #[tokio::test]
-async fn the_unpacked_static_binary_attributes_exactly() {
+async fn the_image_under_the_daemonsets_constraints_attributes_exactly_with_no_capability_to_spare()
+{
     let unpacked = image::unpack(&image_path());
     let want: BTreeSet<String> = [
         "etc",
@@ -242,5 +243,27 @@ async fn the_unpacked_static_binary_attributes_exactly() {
             attached, None,
             "without CAP_{missing} the daemon still attached: the DaemonSet asks for more than it needs"
         );
+    }
+}
+
+/// The daemon's count for [`USER_AGENT`] once it has them all (or 10 s have passed).
+async fn reported(daemon: &Daemon) -> u64 {
+    let start = Instant::now();
+    loop {
+        let report = daemon
+            .get("/report?format=json&by=user_agent&window=1h")
+            .await;
+        let report: Value = serde_json::from_str(&report).expect("/report is JSON");
+        let count: u64 = report["requests"]
+            .as_array()
+            .expect("a requests array")
+            .iter()
+            .filter(|row| row["user_agent"] == USER_AGENT)
+            .map(|row| row["count"].as_u64().expect("a count"))
+            .sum();
+        if count >= SENT || start.elapsed() > Duration::from_secs(10) {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
