@@ -1,4 +1,5 @@
-//! Bad input gets a clear error naming the cause and the fix, and a distinct exit code.
+//! Bad input gets a clear error naming the cause and the fix, and exit code 2; what the
+//! machine refuses (privileges, a daemon that is not there) exits 1, also naming the fix.
 
 use std::process::Command;
 
@@ -114,4 +115,35 @@ fn a_cpu_rate_out_of_range_or_a_report_that_cannot_be_drawn_names_the_fix() {
     // A capture of an apiprof from before CPU sampling still reads: no CPU samples.
     let (code, stderr) = run(&["report", capture, "--format", "folded"]);
     assert_eq!((code, stderr.as_str()), (Some(0), ""));
+}
+
+/// Failures of the machine, not of the input, exit 1: no privileges, a daemon that is
+/// not there.
+#[tokio::test]
+async fn what_the_machine_refuses_exits_1_naming_the_fix() {
+    let server = apiprof_tests::goserver::GoServer::start("goserver-go1.27");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture = dir.path().join("capture.jsonl");
+    // Root, but with no capability: as a container that dropped them all.
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", "-all", "--inh-caps", "-all"])
+        .arg(apiprof_bin())
+        .args(["record", "--pid", &server.pid().to_string(), "--output"])
+        .arg(&capture)
+        .output()
+        .expect("running setpriv apiprof record");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("CAP_SYS_PTRACE"), "{stderr}");
+
+    let out = Command::new(apiprof_bin())
+        .args(["report", "http://127.0.0.1:1"])
+        .output()
+        .expect("running apiprof report");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is `apiprof daemon` listening there?"),
+        "{stderr}"
+    );
 }

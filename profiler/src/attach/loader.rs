@@ -37,14 +37,14 @@ pub enum LoadError {
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
     /// The kernel refused the object (the verifier log is inside).
-    #[error("loading the eBPF programs: {source}; apiprof needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF")]
+    #[error("loading the eBPF programs: {source}; apiprof needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON) and a kernel with BTF (/sys/kernel/btf/vmlinux)")]
     Load {
         /// aya's error, with the verifier log.
         #[source]
         source: EbpfError,
     },
     /// A program could not be loaded or attached.
-    #[error("attaching {program} to {function} in {binary}: {source}; are you root, and is the process still running?")]
+    #[error("attaching {program} to {function} in {binary}: {source}; apiprof needs root (CAP_SYS_ADMIN for uprobes, CAP_SYS_PTRACE for another's process) and the process still running")]
     Attach {
         /// The eBPF program.
         program: &'static str,
@@ -84,7 +84,7 @@ pub enum LoadError {
         instruction: String,
     },
     /// The CPU sampling clock could not be started.
-    #[error("starting the CPU sampler ({what}): {source}; apiprof needs root (CAP_PERFMON), or record with --no-cpu")]
+    #[error("starting the CPU sampler ({what}): {source}; apiprof needs root (CAP_SYS_ADMIN or CAP_PERFMON), or record with --no-cpu")]
     Sampler {
         /// The step that failed.
         what: &'static str,

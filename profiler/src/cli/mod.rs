@@ -9,11 +9,18 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use crate::attach::Tracking;
+use crate::{
+    attach::{LoadError, Tracking},
+    events::drain::RecordError,
+};
 
 /// Exit code for bad input (arguments, files, unsupported targets), as distinct from
 /// failures while running.
 const EXIT_USAGE: u8 = 2;
+
+/// Exit code for failures while running: what the machine refused (privileges, the
+/// kernel, the network, the disk), not what the user asked for.
+const EXIT_FAILURE: u8 = 1;
 
 /// apiprof: which client loads the API server, with what requests, and why now.
 #[derive(Debug, Parser)]
@@ -89,7 +96,42 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("apiprof: {error:#}");
-            ExitCode::from(EXIT_USAGE)
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// [`EXIT_FAILURE`] when anything in `error`'s chain is the machine's refusal,
+/// [`EXIT_USAGE`] otherwise (the arguments, the file, the target).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    use std::io::ErrorKind;
+    let refused = |e: &(dyn std::error::Error + 'static)| {
+        if let Some(load) = e.downcast_ref::<LoadError>() {
+            return matches!(
+                load,
+                LoadError::Load { .. } | LoadError::Attach { .. } | LoadError::Sampler { .. }
+            );
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::PermissionDenied
+                    | ErrorKind::AddrInUse
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::TimedOut
+                    | ErrorKind::StorageFull
+                    | ErrorKind::WriteZero
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::OutOfMemory
+            );
+        }
+        e.is::<RecordError>() || e.is::<reqwest::Error>()
+    };
+    if error.chain().any(refused) {
+        EXIT_FAILURE
+    } else {
+        EXIT_USAGE
     }
 }

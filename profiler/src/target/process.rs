@@ -22,7 +22,7 @@ pub const DEFAULT_MEM_PROFILE_RATE: u64 = 512 * 1024;
 pub enum TargetError {
     /// The process is gone or not ours to see.
     #[error(
-        "process {pid}: cannot read /proc/{pid}/exe ({source}); is the pid right and are you root?"
+        "process {pid}: cannot read /proc/{pid}/exe ({source}); is the pid right, and is apiprof root with CAP_SYS_PTRACE?"
     )]
     Process {
         /// The pid asked for.
