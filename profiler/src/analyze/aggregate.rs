@@ -63,6 +63,8 @@ pub struct Report {
     /// The observed process's `runtime.MemProfileRate` (bytes per allocation sample on
     /// average; 0: allocations not tracked).
     pub mem_profile_rate: u64,
+    /// Whether heap allocations were tracked, and if not, why.
+    pub alloc_tracking: AllocTracking,
     /// CPU time each on-CPU sample stands for, nanoseconds (0: CPU not sampled).
     pub cpu_sample_period_ns: u64,
     /// Rows, most requests first (ties in key order).
@@ -79,11 +81,41 @@ pub struct Report {
     pub findings: Vec<Finding>,
 }
 
+/// Whether a process's heap allocations were tracked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocTracking {
+    /// Sampled at the process's `runtime.MemProfileRate`.
+    #[default]
+    Sampled,
+    /// Not asked for (`--no-alloc`).
+    Off,
+    /// The process's `runtime.MemProfileRate` is 0: its runtime samples nothing (a
+    /// binary that never links heap profiling sets it so at start).
+    DisabledInProcess,
+}
+
+impl AllocTracking {
+    /// What the capture `header` says.
+    pub fn of(header: &Header) -> Self {
+        match (
+            header.mem_profile_rate,
+            header.mem_profile_rate_source.as_str(),
+        ) {
+            (0, "not tracked") => Self::Off,
+            (0, _) => Self::DisabledInProcess,
+            _ => Self::Sampled,
+        }
+    }
+}
+
 /// What a report says about how its data was gathered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// See [`Report::mem_profile_rate`].
     pub mem_profile_rate: u64,
+    /// See [`Report::alloc_tracking`].
+    pub alloc_tracking: AllocTracking,
     /// See [`Report::cpu_sample_period_ns`].
     pub cpu_sample_period_ns: u64,
     /// See [`Report::dropped_events`].
@@ -135,6 +167,7 @@ pub fn report<'r>(
     Report {
         by: rows.by.iter().map(|d| d.name()).collect(),
         mem_profile_rate: meta.mem_profile_rate,
+        alloc_tracking: meta.alloc_tracking,
         cpu_sample_period_ns: meta.cpu_sample_period_ns,
         requests,
         dropped_events: meta.dropped_events,
@@ -241,6 +274,7 @@ impl Analysis {
             clock: header.clock(),
             meta: Meta {
                 mem_profile_rate: header.mem_profile_rate,
+                alloc_tracking: AllocTracking::of(header),
                 cpu_sample_period_ns: header.cpu_sample_period_ns,
                 dropped_events: 0,
                 complete: false,

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::analyze::{
-    aggregate::{Report, Row},
+    aggregate::{AllocTracking, Report, Row},
     dimension::shown,
 };
 
@@ -151,7 +151,10 @@ fn notes(report: &Report, out: &mut String) {
             report.mem_profile_rate
         );
     } else {
-        out.push_str("heap allocations were not tracked\n");
+        out.push_str(match report.alloc_tracking {
+            AllocTracking::Off => "heap allocations were not tracked (--no-alloc); requests and CPU are attributed as usual\n",
+            AllocTracking::DisabledInProcess | AllocTracking::Sampled => "heap allocations were not tracked: the process's runtime.MemProfileRate is 0, so its runtime samples none (Go sets it so in a binary that never links heap profiling: no runtime/pprof or net/http/pprof); requests and CPU are attributed as usual\n",
+        });
     }
     if report.cpu_sample_period_ns > 0 {
         let _ = writeln!(
@@ -254,6 +257,7 @@ mod tests {
         Report {
             by: vec!["user_agent", "verb"],
             mem_profile_rate: 512 * 1024,
+            alloc_tracking: AllocTracking::Sampled,
             cpu_sample_period_ns: 10_101_010,
             requests: vec![
                 row(
@@ -286,6 +290,23 @@ mod tests {
              \"\"                                                watch      3             -     30       -       -      0.005          0         3000              3  0.030            3\n"
                 .to_owned()
                 + NOTES
+        );
+    }
+
+    #[test]
+    fn untracked_allocations_say_why_and_that_the_rest_still_works() {
+        let mut r = report();
+        r.mem_profile_rate = 0;
+        r.alloc_tracking = AllocTracking::Off;
+        assert!(table(&r, None, "COUNT")
+            .contains("heap allocations were not tracked (--no-alloc); requests and CPU are attributed as usual"));
+        r.alloc_tracking = AllocTracking::DisabledInProcess;
+        let t = table(&r, None, "COUNT");
+        assert!(
+            t.contains("runtime.MemProfileRate is 0")
+                && t.contains("never links heap profiling")
+                && t.contains("requests and CPU are attributed as usual"),
+            "{t}"
         );
     }
 

@@ -10,7 +10,7 @@ use std::{
 use crate::{
     analyze::detect::{Clock, Finding},
     analyze::{
-        aggregate::{report, Meta, Report},
+        aggregate::{report, AllocTracking, Meta, Report},
         attribute::Attributor,
         filter::Filter,
         request::Request,
@@ -62,6 +62,8 @@ pub struct Live {
     cpu_sample_period_ns: u64,
     /// The `runtime.MemProfileRate` of the process attached last.
     mem_profile_rate: u64,
+    /// Whether that process's allocations are tracked.
+    alloc_tracking: AllocTracking,
     /// Event time to Unix time: the first attached process's capture header's, so the
     /// daemon and its capture files give findings the same times.
     clock: Option<Clock>,
@@ -78,6 +80,7 @@ impl Live {
             health: Health::default(),
             cpu_sample_period_ns,
             mem_profile_rate: 0,
+            alloc_tracking: AllocTracking::default(),
             clock: None,
             started_ns: monotonic_ns(),
         }
@@ -95,6 +98,7 @@ impl Live {
         }
         let target: Arc<str> = Arc::from(name);
         self.mem_profile_rate = header.mem_profile_rate;
+        self.alloc_tracking = AllocTracking::of(header);
         self.clock.get_or_insert(header.clock());
         self.sources.insert(
             header.pid,
@@ -180,6 +184,7 @@ impl Live {
         let rows = self.window.rows(since, until, by, filter)?;
         let meta = Meta {
             mem_profile_rate: self.mem_profile_rate,
+            alloc_tracking: self.alloc_tracking,
             cpu_sample_period_ns: self.cpu_sample_period_ns,
             dropped_events: self.health.dropped.values().sum(),
             complete: true,
