@@ -85,6 +85,30 @@ pub fn window(addr: u64, len: usize) -> Result<&'static [u8; SLOTS_BYTES], i64> 
     Ok(buf)
 }
 
+/// [`window`] of a block of a map (a bucket or a group) that may run into a page the
+/// process never wrote: a fresh allocation's untouched tail is not mapped in yet, and
+/// `bpf_probe_read_user` cannot fault it in, so one read of the whole block fails. Then
+/// the block is read word by word, and a word that cannot be read reads as zero: slots
+/// there were never written, so they are empty.
+pub fn window_of_block(addr: u64, len: usize) -> Result<&'static [u8; SLOTS_BYTES], i64> {
+    let buf = scratch().ok_or(-1i64)?;
+    if read_bytes(addr, len as u64, &mut buf[..]).is_ok() {
+        return Ok(buf);
+    }
+    for i in 0..SLOTS_BYTES / 8 {
+        let at = i * 8;
+        let word = if at < len {
+            read_u64(addr + at as u64).unwrap_or(0)
+        } else {
+            0
+        };
+        if let Some(dst) = buf.get_mut(at..at + 8) {
+            dst.copy_from_slice(&word.to_le_bytes());
+        }
+    }
+    Ok(buf)
+}
+
 /// The 8-byte little-endian word at `at` in `buf` (0 when out of range, which userspace
 /// rules out before loading).
 pub fn field(buf: &[u8; SLOTS_BYTES], at: u64) -> u64 {

@@ -150,7 +150,7 @@ fn buckets(map: u64, offsets: &GoOffsets) -> Option<u64> {
 /// examined by `bpf_loop`, whose callback the verifier checks once, not once per slot
 /// of every bucket.
 fn scan<const SWISS: bool>(at: u64) -> Result<Option<u64>, i64> {
-    go::window(at, if SWISS { GROUP_BYTES } else { BUCKET_BYTES })?;
+    go::window_of_block(at, if SWISS { GROUP_BYTES } else { BUCKET_BYTES })?;
     let mut search = Search { found: 0 };
     let callback: extern "C" fn(u64, *mut c_void) -> i64 =
         if SWISS { slot::<true> } else { slot::<false> };
