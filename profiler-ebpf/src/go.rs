@@ -3,9 +3,10 @@
 
 use aya_ebpf::{
     bindings::BPF_F_USER_STACK,
+    cty::c_void,
     helpers::{
         bpf_probe_read_user,
-        generated::{bpf_get_attach_cookie, bpf_get_stack},
+        generated::{bpf_get_attach_cookie, bpf_get_stack, bpf_loop},
     },
     programs::ProbeContext,
     EbpfContext,
@@ -95,18 +96,56 @@ pub fn window_of_block(addr: u64, len: usize) -> Result<&'static [u8; SLOTS_BYTE
     if read_bytes(addr, len as u64, &mut buf[..]).is_ok() {
         return Ok(buf);
     }
-    for i in 0..SLOTS_BYTES / 8 {
-        let at = i * 8;
-        let word = if at < len {
-            read_u64(addr + at as u64).unwrap_or(0)
-        } else {
-            0
-        };
-        if let Some(dst) = buf.get_mut(at..at + 8) {
-            dst.copy_from_slice(&word.to_le_bytes());
-        }
+    let mut block = Block {
+        addr,
+        len: len as u64,
+    };
+    let callback: extern "C" fn(u64, *mut c_void) -> i64 = read_word;
+    // SAFETY: the callback and its context match bpf_loop's contract; `block` outlives
+    // the call. The callback is verified once, not once per bucket of a map walk.
+    unsafe {
+        bpf_loop(
+            (SLOTS_BYTES / 8) as u32,
+            callback as *mut c_void,
+            (&mut block as *mut Block).cast(),
+            0,
+        );
     }
     Ok(buf)
+}
+
+/// The block [`read_word`] copies.
+#[repr(C)]
+struct Block {
+    addr: u64,
+    len: u64,
+}
+
+/// `bpf_loop` callback: copies word `i` of the block into the scratch buffer, 0 when it
+/// cannot be read (or lies past the block).
+extern "C" fn read_word(i: u64, block: *mut c_void) -> i64 {
+    // SAFETY: the context is `window_of_block`'s `Block`.
+    let block = unsafe { &*block.cast::<Block>() };
+    let Some(buf) = scratch() else {
+        return 1;
+    };
+    // Bounded here, not by the slice below, so the verifier sees every write in range.
+    if i >= (SLOTS_BYTES / 8) as u64 {
+        return 1;
+    }
+    let at = (i as usize) * 8;
+    let word = if (at as u64) < block.len {
+        read_u64(block.addr + at as u64).unwrap_or(0)
+    } else {
+        0
+    };
+    match buf.get_mut(at..at + 8) {
+        Some(dst) => {
+            dst.copy_from_slice(&word.to_le_bytes());
+            0
+        }
+        None => 1,
+    }
 }
 
 /// The 8-byte little-endian word at `at` in `buf` (0 when out of range, which userspace
