@@ -1,6 +1,7 @@
 //! `apiprof daemon` on the apiserver fixture: exact counts through `/metrics`,
 //! `/report` and a real Prometheus; re-attachment after a restart with counts that
-//! continue; two API servers kept apart; nothing left attached after SIGTERM; findings
+//! continue; two API servers kept apart; nothing left attached after SIGTERM, nor after
+//! SIGKILL and restarts; findings
 //! served live. What it keeps is tested in daemon_state.rs. Root only: loads real eBPF
 //! programs.
 
@@ -16,6 +17,7 @@ use apiprof_tests::{
     kube,
     load::{self, truth, Http, Sent, Tally, BY_CLIENT},
     prometheus::{check_metrics, Prometheus},
+    recorder::row,
     refctl::{self, Size},
 };
 
@@ -333,6 +335,63 @@ async fn sigterm_detaches_every_probe() {
         .await
         .expect("the server still answers");
     assert!(answer.status().is_success());
+}
+
+/// A daemon killed with SIGKILL (no chance to detach) leaves no program, link or uprobe
+/// behind once the kernel has closed its files, and three restarts in a row each count
+/// their own requests exactly: nothing stale accumulates.
+#[tokio::test]
+async fn sigkill_and_restarts_leave_nothing_behind() {
+    let server = GoServer::start("goserver-go1.27");
+    let programs = bpf_objects(BPF_PROG_GET_NEXT_ID);
+    let links = bpf_objects(BPF_LINK_GET_NEXT_ID);
+    let uprobe_events =
+        std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    for round in 0..3 {
+        let daemon = Daemon::start(&["--pid", &server.pid().to_string(), "--no-client-pods"]);
+        daemon.wait_attached(server.pid()).await;
+        assert!(bpf_objects(BPF_PROG_GET_NEXT_ID).len() > programs.len());
+        let user_agent = format!("after-sigkill-{round}");
+        let (client, _, _) = Http::Two.client(&user_agent);
+        for _ in 0..5 {
+            let answer = client
+                .get(format!("{}/api/v1/namespaces/default/pods", server.url))
+                .send()
+                .await
+                .expect("the server answers");
+            assert!(answer.status().is_success());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report = daemon.report(&["user_agent"]).await;
+        let row = row(&report, &user_agent);
+        assert_eq!(row["count"], 5, "round {round}: {row}");
+        assert_eq!(report["dropped_events"], 0, "round {round}");
+        // Drop sends SIGKILL and waits for the process.
+        drop(daemon);
+        // The kernel frees programs and links after their last file closes, not always
+        // at once.
+        let start = std::time::Instant::now();
+        while bpf_objects(BPF_PROG_GET_NEXT_ID) != programs
+            && start.elapsed() < Duration::from_secs(5)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            bpf_objects(BPF_PROG_GET_NEXT_ID),
+            programs,
+            "round {round}: programs left loaded after SIGKILL"
+        );
+        assert_eq!(
+            bpf_objects(BPF_LINK_GET_NEXT_ID),
+            links,
+            "round {round}: links left after SIGKILL"
+        );
+        assert_eq!(
+            std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default(),
+            uprobe_events,
+            "round {round}: uprobe events left behind"
+        );
+    }
 }
 
 #[tokio::test]
