@@ -5,7 +5,8 @@
 //! Precision = Σ min(truth, reported) / Σ reported and recall = Σ min / Σ truth, summed
 //! over every key either side has (a reported row no client sent counts against
 //! precision). Bytes are checked on keys other than WATCHes (whose bytes depend on
-//! when the recording stops) within [`BYTES_TOLERANCE`] of what the client received.
+//! when the recording stops) within [`BYTES_TOLERANCE`] of what the client received,
+//! and on the same keys the status codes exactly.
 
 use std::{collections::BTreeMap, fmt};
 
@@ -21,8 +22,8 @@ pub struct Row {
     pub key: Vec<String>,
     pub truth: Tally,
     pub reported: Tally,
-    /// Whether bytes are compared on this key (only when keyed by verb, and not for
-    /// WATCHes).
+    /// Whether bytes and status codes are compared on this key (only when keyed by
+    /// verb, and not for WATCHes).
     pub bytes_checked: bool,
 }
 
@@ -41,9 +42,15 @@ impl Row {
         }
     }
 
-    /// Counts equal, and bytes within tolerance where checked.
+    /// Whether the status codes are as the clients received them (where checked).
+    pub fn status_ok(&self) -> bool {
+        !self.bytes_checked || self.truth.status == self.reported.status
+    }
+
+    /// Counts equal, status codes equal and bytes within tolerance where checked.
     pub fn ok(&self) -> bool {
         self.truth.count == self.reported.count
+            && self.status_ok()
             && (!self.bytes_checked || self.bytes_error() <= BYTES_TOLERANCE)
     }
 }
@@ -61,9 +68,12 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    /// Precision and recall 1.0, bytes within tolerance.
+    /// Precision and recall 1.0, every status code as received, bytes within tolerance.
     pub fn passed(&self) -> bool {
-        self.precision == 1.0 && self.recall == 1.0 && self.bytes_error <= BYTES_TOLERANCE
+        self.precision == 1.0
+            && self.recall == 1.0
+            && self.rows.iter().all(Row::status_ok)
+            && self.bytes_error <= BYTES_TOLERANCE
     }
 }
 
@@ -140,7 +150,16 @@ impl fmt::Display for Comparison {
                 row.reported.count,
                 bytes(row.truth.bytes),
                 bytes(row.reported.bytes),
-                if row.ok() { "ok" } else { "MISMATCH" }
+                if row.ok() {
+                    "ok".to_owned()
+                } else if !row.status_ok() {
+                    format!(
+                        "MISMATCH status {:?} vs {:?}",
+                        row.truth.status, row.reported.status
+                    )
+                } else {
+                    "MISMATCH".to_owned()
+                }
             )?;
         }
         write!(
@@ -216,6 +235,20 @@ mod tests {
         assert_eq!((c.precision, c.recall), (1.0, 1.0));
         assert!(!c.passed());
         assert!(c.to_string().contains("MISMATCH"), "{c}");
+    }
+
+    #[test]
+    fn a_status_code_other_than_received_fails() {
+        let with = |status: u16| Tally {
+            status: BTreeMap::from([(status, 1)]),
+            ..tally(1, 100)
+        };
+        let truth = BTreeMap::from([(key("a", "get"), with(200))]);
+        let reported = BTreeMap::from([(key("a", "get"), with(404))]);
+        let c = compare(&BY, &truth, &reported);
+        assert_eq!((c.precision, c.recall), (1.0, 1.0));
+        assert!(!c.passed());
+        assert!(c.to_string().contains("MISMATCH status"), "{c}");
     }
 
     #[test]
