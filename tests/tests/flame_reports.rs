@@ -18,7 +18,12 @@
 use std::{collections::BTreeMap, io::Read as _, path::Path, process::Command};
 
 use apiprof_tests::{
-    browser, daemon::Daemon, goserver::GoServer, load::Http, recorder::report, recorder::Recording,
+    browser,
+    daemon::Daemon,
+    goserver::GoServer,
+    load::Http,
+    recorder::Recording,
+    recorder::{report, report_json},
     sid_dir,
 };
 use flate2::read::GzDecoder;
@@ -196,6 +201,8 @@ async fn folded_svg_and_pprof_show_the_same_frames_and_widths() {
     }
     let after = recording.stop();
 
+    // Nothing dropped: the figures below are exact.
+    report_json(&after, &["user_agent"]);
     // Requests: exactly what was sent, per client and verb; filters keep exact clients.
     let requests = ["--weight", "requests", "--by", "user_agent,verb"];
     assert_eq!(

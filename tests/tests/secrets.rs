@@ -17,7 +17,9 @@ use std::{
     time::Duration,
 };
 
-use apiprof_tests::{apiprof_bin, daemon::Daemon, goserver::GoServer, load::Http};
+use apiprof_tests::{
+    apiprof_bin, daemon::Daemon, goserver::GoServer, load::Http, recorder::report_json,
+};
 use flate2::read::GzDecoder;
 
 const BUILD: &str = "goserver-go1.27";
@@ -163,6 +165,7 @@ async fn no_secret_reaches_any_output() {
     unsafe { libc::kill(record.id() as i32, libc::SIGINT) };
     assert!(record.wait().expect("apiprof record").success());
 
+    report_json(&capture, &["user_agent"]);
     // The requests were observed, exactly, each with its client: these header maps
     // run into pages the server never wrote (which once lost 1 User-Agent in 20).
     let by = ["--by", "user_agent,method", "--weight", "requests"];
