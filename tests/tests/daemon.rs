@@ -296,18 +296,44 @@ fn bpf_objects(command: i32) -> Vec<u32> {
 const BPF_PROG_GET_NEXT_ID: i32 = 11;
 const BPF_LINK_GET_NEXT_ID: i32 = 31;
 
+/// What apiprof could leave attached in the kernel: BPF programs, BPF links and tracefs
+/// uprobe events.
+#[derive(Debug, PartialEq)]
+struct Attached {
+    programs: Vec<u32>,
+    links: Vec<u32>,
+    uprobe_events: String,
+}
+
+impl Attached {
+    fn now() -> Self {
+        Self {
+            programs: bpf_objects(BPF_PROG_GET_NEXT_ID),
+            links: bpf_objects(BPF_LINK_GET_NEXT_ID),
+            uprobe_events: std::fs::read_to_string("/sys/kernel/tracing/uprobe_events")
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Waits up to 5 s for the kernel to be back at `self` (it frees programs and links
+    /// after their last file closes, not always at once); panics with `why` otherwise.
+    async fn wait_back(&self, why: &str) {
+        let start = std::time::Instant::now();
+        while Attached::now() != *self && start.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(Attached::now(), *self, "{why}: left attached");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_detaches_every_probe() {
     let server = GoServer::start("goserver-go1.24-stripped");
-    let programs = bpf_objects(BPF_PROG_GET_NEXT_ID);
-    let links = bpf_objects(BPF_LINK_GET_NEXT_ID);
-    let uprobe_events =
-        std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    let before = Attached::now();
     let daemon = Daemon::start(&["--pid", &server.pid().to_string()]);
     daemon.wait_attached(server.pid()).await;
-    let attached = bpf_objects(BPF_PROG_GET_NEXT_ID);
     assert!(
-        attached.len() > programs.len(),
+        Attached::now().programs.len() > before.programs.len(),
         "the daemon loaded its programs"
     );
 
@@ -316,17 +342,7 @@ async fn sigterm_detaches_every_probe() {
         status.success(),
         "apiprof daemon exited with {status} on SIGTERM"
     );
-    assert_eq!(
-        bpf_objects(BPF_PROG_GET_NEXT_ID),
-        programs,
-        "programs left loaded"
-    );
-    assert_eq!(bpf_objects(BPF_LINK_GET_NEXT_ID), links, "links left");
-    assert_eq!(
-        std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default(),
-        uprobe_events,
-        "uprobe events left behind"
-    );
+    before.wait_back("after SIGTERM").await;
     // The server still serves, unobserved.
     let (client, _, _) = Http::One.client("after-sigterm");
     let answer = client
@@ -343,14 +359,11 @@ async fn sigterm_detaches_every_probe() {
 #[tokio::test]
 async fn sigkill_and_restarts_leave_nothing_behind() {
     let server = GoServer::start("goserver-go1.27");
-    let programs = bpf_objects(BPF_PROG_GET_NEXT_ID);
-    let links = bpf_objects(BPF_LINK_GET_NEXT_ID);
-    let uprobe_events =
-        std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
+    let before = Attached::now();
     for round in 0..3 {
         let daemon = Daemon::start(&["--pid", &server.pid().to_string(), "--no-client-pods"]);
         daemon.wait_attached(server.pid()).await;
-        assert!(bpf_objects(BPF_PROG_GET_NEXT_ID).len() > programs.len());
+        assert!(Attached::now().programs.len() > before.programs.len());
         let user_agent = format!("after-sigkill-{round}");
         let (client, _, _) = Http::Two.client(&user_agent);
         for _ in 0..5 {
@@ -368,29 +381,9 @@ async fn sigkill_and_restarts_leave_nothing_behind() {
         assert_eq!(report["dropped_events"], 0, "round {round}");
         // Drop sends SIGKILL and waits for the process.
         drop(daemon);
-        // The kernel frees programs and links after their last file closes, not always
-        // at once.
-        let start = std::time::Instant::now();
-        while bpf_objects(BPF_PROG_GET_NEXT_ID) != programs
-            && start.elapsed() < Duration::from_secs(5)
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(
-            bpf_objects(BPF_PROG_GET_NEXT_ID),
-            programs,
-            "round {round}: programs left loaded after SIGKILL"
-        );
-        assert_eq!(
-            bpf_objects(BPF_LINK_GET_NEXT_ID),
-            links,
-            "round {round}: links left after SIGKILL"
-        );
-        assert_eq!(
-            std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default(),
-            uprobe_events,
-            "round {round}: uprobe events left behind"
-        );
+        before
+            .wait_back(&format!("round {round}, after SIGKILL"))
+            .await;
     }
 }
 
