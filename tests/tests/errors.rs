@@ -147,3 +147,33 @@ async fn what_the_machine_refuses_exits_1_naming_the_fix() {
         "{stderr}"
     );
 }
+
+/// A capture damaged mid-file: the report of the records before the damage still
+/// prints, and the error names the line (exit 2).
+#[test]
+fn a_damaged_capture_reports_what_came_before_and_names_the_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture = dir.path().join("capture.jsonl");
+    let header = r#"{"type":"header","format_version":1,"pid":1,"binary":"/x","go_version":"1.24.4","symbols":"symtab","probes":[],"started_unix_ms":0,"mem_profile_rate":0,"mem_profile_rate_source":"default"}"#;
+    std::fs::write(
+        &capture,
+        format!("{header}\n{{\"type\":\"http_requ\n{header}\n"),
+    )
+    .unwrap();
+    let out = Command::new(apiprof_bin())
+        .arg("report")
+        .arg(&capture)
+        .output()
+        .expect("running apiprof report");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stdout.contains("0 requests, 0 dropped events"), "{stdout}");
+    assert!(
+        stderr.contains("is damaged: the report covers the records before the damage")
+            && stderr.contains("capture.jsonl:2:"),
+        "{stderr}"
+    );
+}

@@ -283,14 +283,24 @@ impl Analysis {
         }
     }
 
-    /// Reads the capture at `path` and groups by `by` the requests `filter` keeps.
-    pub fn of_capture(path: &Path, by: &[Dimension], filter: Filter) -> Result<Self, CaptureError> {
+    /// Reads the capture at `path` and groups by `by` the requests `filter` keeps. A
+    /// record that cannot be read (a damaged file) ends the reading: the analysis of the
+    /// records before it comes back with that error. A file without a readable header
+    /// is an error.
+    pub fn of_capture(
+        path: &Path,
+        by: &[Dimension],
+        filter: Filter,
+    ) -> Result<(Self, Option<CaptureError>), CaptureError> {
         let mut reader = Reader::open(path)?;
         let mut analysis = Self::new(reader.header(), by, filter);
-        while let Some(record) = reader.next_record()? {
-            analysis.record(record);
+        loop {
+            match reader.next_record() {
+                Ok(Some(record)) => analysis.record(record),
+                Ok(None) => return Ok((analysis, None)),
+                Err(damage) => return Ok((analysis, Some(damage))),
+            }
         }
-        Ok(analysis)
     }
 
     /// Takes the capture's next record.

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     analyze::{aggregate::Analysis, filter::Filter, Dimension, DEFAULT_BY},
+    capture::CaptureError,
     report::{self, Caption, Format, Weight},
 };
 
@@ -74,10 +75,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format.name()
         );
     }
-    let body = match &args.diff {
-        None if is_daemon(&args.source) => from_daemon(&args, format, None)?,
+    let (body, damage) = match &args.diff {
+        None if is_daemon(&args.source) => (from_daemon(&args, format, None)?, None),
         None => from_capture(&args, format, &filter)?,
-        Some(baseline) => diff(&args, format, &filter, baseline)?,
+        Some(baseline) => (diff(&args, format, &filter, baseline)?, None),
     };
     match &args.output {
         Some(path) => {
@@ -88,33 +89,42 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .write_all(&body)
             .context("writing to standard output")?,
     }
-    Ok(())
+    match damage {
+        None => Ok(()),
+        Some(error) => Err(anyhow::Error::new(error).context(format!(
+            "the capture {} is damaged: the report covers the records before the damage",
+            args.source
+        ))),
+    }
 }
 
 fn is_daemon(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// The report of a capture file, rendered here.
-fn from_capture(args: &Args, format: Format, filter: &Filter) -> anyhow::Result<Vec<u8>> {
-    let analysis = analyze(&args.source, &args.by, filter)?;
+/// The report of a capture file, rendered here, and what stopped the reading early if
+/// the file is damaged.
+fn from_capture(
+    args: &Args,
+    format: Format,
+    filter: &Filter,
+) -> anyhow::Result<(Vec<u8>, Option<CaptureError>)> {
+    let (analysis, damage) =
+        Analysis::of_capture(&PathBuf::from(&args.source), &args.by, filter.clone())
+            .with_context(|| format!("reading the capture {}", args.source))?;
     let options = report::Options {
         format,
         weight: args.weight,
         width: terminal_width(),
         caption: caption(&args.source, filter),
     };
-    Ok(report::render(
+    let body = report::render(
         analysis.report(),
         &analysis.rows,
         &analysis.stacks,
         &options,
-    )?)
-}
-
-fn analyze(file: &str, by: &[Dimension], filter: &Filter) -> anyhow::Result<Analysis> {
-    Analysis::of_capture(&PathBuf::from(file), by, filter.clone())
-        .with_context(|| format!("reading the capture {file}"))
+    )?;
+    Ok((body, damage))
 }
 
 /// What a flame graph of `source` says it is of.
@@ -185,7 +195,14 @@ fn folded_of(
     let body = if is_daemon(source) {
         from_daemon(&args, Format::Folded, ago)?
     } else {
-        from_capture(&args, Format::Folded, filter)?
+        match from_capture(&args, Format::Folded, filter)? {
+            (body, None) => body,
+            (_, Some(damage)) => {
+                return Err(anyhow::Error::new(damage).context(format!(
+                    "the capture {source} is damaged; compare whole captures"
+                )))
+            }
+        }
     };
     String::from_utf8(body).context("folded stacks are not UTF-8")
 }
