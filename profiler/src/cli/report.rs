@@ -116,7 +116,7 @@ fn from_capture(
         format,
         weight: args.weight,
         width: terminal_width(),
-        caption: caption(&args.source, filter),
+        caption: Caption::of(args.source.clone(), filter),
     };
     let body = report::render(
         analysis.report(),
@@ -125,17 +125,6 @@ fn from_capture(
         &options,
     )?;
     Ok((body, damage))
-}
-
-/// What a flame graph of `source` says it is of.
-fn caption(source: &str, filter: &Filter) -> Caption {
-    Caption {
-        source: source.to_owned(),
-        notes: (!filter.is_empty())
-            .then(|| format!("filter: {filter}"))
-            .into_iter()
-            .collect(),
-    }
 }
 
 /// The width to fit a table to: `COLUMNS` if set, else the terminal's when standard
@@ -172,8 +161,8 @@ fn diff(args: &Args, format: Format, filter: &Filter, baseline: &str) -> anyhow:
     Ok(match format {
         Format::Folded => report::diff_folded(&before, &now).into_bytes(),
         _ => {
-            let mut caption = caption(&args.source, filter);
-            caption.source = format!("{} against {baseline_name}", args.source);
+            let source = format!("{} against {baseline_name}", args.source);
+            let caption = Caption::of(source, filter);
             report::diff_svg(&before, &now, weight, &args.by, &caption)?
         }
     })

@@ -11,7 +11,7 @@ use super::{
     folded::folded,
     profile::{Profile, Weight},
 };
-use crate::analyze::Dimension;
+use crate::analyze::{filter::Filter, Dimension};
 
 /// A flame graph of nothing: inferno draws none.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,19 @@ pub struct Caption {
     pub source: String,
     /// Anything else worth a line under the title (filters, sampling rates).
     pub notes: Vec<String>,
+}
+
+impl Caption {
+    /// The caption of data from `source`, noting `filter` when it keeps less than all.
+    pub fn of(source: String, filter: &Filter) -> Self {
+        Self {
+            source,
+            notes: (!filter.is_empty())
+                .then(|| format!("filter: {filter}"))
+                .into_iter()
+                .collect(),
+        }
+    }
 }
 
 /// A flame graph of `profile` weighed by `weight`.

@@ -135,13 +135,7 @@ fn render(api: &Api, query: &str) -> Result<(Format, Vec<u8>), String> {
         format,
         weight,
         width,
-        caption: report::Caption {
-            source,
-            notes: (!filter.is_empty())
-                .then(|| format!("filter: {filter}"))
-                .into_iter()
-                .collect(),
-        },
+        caption: report::Caption::of(source, &filter),
     };
     let body =
         report::render(report, &rows, &live.window.stacks, &options).map_err(|e| e.to_string())?;
