@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod findings;
 pub mod goserver;
+pub mod hostile;
 pub mod image;
 pub mod kube;
 pub mod load;

@@ -138,12 +138,22 @@ impl Dimension {
     }
 }
 
-/// A dimension's value as reports show it: the text itself, `""` for empty, `-` for
+/// A dimension's value as reports show it: the text itself with control characters
+/// escaped (a client's user agent never drives the terminal), `""` for empty, `-` for
 /// null.
 pub fn shown(value: &Value) -> String {
     match value {
         Value::String(s) if s.is_empty() => "\"\"".to_owned(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => s
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
     }
@@ -152,6 +162,13 @@ pub fn shown(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        let shown = |s: &str| shown(&Value::String(s.to_owned()));
+        assert_eq!(shown("a\u{9b}2J\u{1b}[0m\tb…"), "a\\u{9b}2J\\u{1b}[0m\\tb…");
+        assert_eq!(shown(""), "\"\"");
+    }
 
     #[test]
     fn every_dimension_sits_at_its_index() {

@@ -32,12 +32,21 @@ pub struct Request {
 
 impl Request {
     /// Classifies `http`, served by `target`.
+    ///
+    /// A query longer than the kernel copies is read up to its last complete parameter:
+    /// what was cut is never guessed (see [`RvClass::of`]).
     pub fn classify(http: HttpRequest, target: Arc<str>) -> Self {
-        let query = Query::parse(&http.query);
+        let (raw, cut) = http.query_prefix();
+        let complete = if cut {
+            raw.rsplit_once('&').map_or("", |(done, _)| done)
+        } else {
+            raw
+        };
+        let query = Query::parse(complete);
         let info = RequestInfo::new(&http.method, &http.path, &query);
         let mut request = Self {
             rv_class: if info.is_resource_request {
-                RvClass::of(&info.verb, &query)
+                RvClass::of(&info.verb, &query, cut)
             } else {
                 None
             },

@@ -73,6 +73,9 @@ pub struct AllocSample {
     pub stack: Vec<u64>,
 }
 
+/// Ends a value longer than the kernel copies: its copied prefix, then this mark.
+pub const CUT: char = '…';
+
 /// The request line of one request, as the Go server parsed it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpRequest {
@@ -109,8 +112,18 @@ pub struct HttpRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_owner: Option<String>,
     /// Whether method, path, query, user agent or remote address was longer than the
-    /// kernel copies (then cut).
+    /// kernel copies (then cut, and ending in [`CUT`]).
     pub truncated: bool,
+}
+
+impl HttpRequest {
+    /// The raw query as far as it was copied, and whether it was cut there.
+    pub fn query_prefix(&self) -> (&str, bool) {
+        match self.query.strip_suffix(CUT) {
+            Some(prefix) if self.truncated => (prefix, true),
+            _ => (&self.query, false),
+        }
+    }
 }
 
 /// The end of serving one request.
@@ -252,14 +265,17 @@ fn http_response(raw: &HttpResponseEvent) -> HttpResponse {
     }
 }
 
-/// The copied prefix of a Go string whose true length is `len`, and whether it was cut.
+/// The copied prefix of a Go string whose true length is `len` (ending in [`CUT`] when
+/// it was longer than the kernel copies), and whether it was cut.
 fn text(buf: &[u8], len: u32) -> (String, bool) {
     let len = len as usize;
     let kept = len.min(buf.len());
-    (
-        String::from_utf8_lossy(&buf[..kept]).into_owned(),
-        len > buf.len(),
-    )
+    let mut text = String::from_utf8_lossy(&buf[..kept]).into_owned();
+    let cut = len > buf.len();
+    if cut {
+        text.push(CUT);
+    }
+    (text, cut)
 }
 
 #[cfg(test)]
@@ -342,7 +358,9 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((r.query.len(), r.truncated), (QUERY_CAP, true));
+        assert_eq!(r.query, format!("{}{CUT}", "q".repeat(QUERY_CAP)));
+        assert_eq!(r.query_prefix(), ("q".repeat(QUERY_CAP).as_str(), true));
+        assert!(r.truncated);
     }
 
     #[test]
@@ -355,7 +373,7 @@ mod tests {
         };
         assert_eq!(
             (r.remote_addr.as_str(), r.truncated),
-            (&long[..REMOTE_ADDR_CAP], true)
+            (format!("{}{CUT}", &long[..REMOTE_ADDR_CAP]).as_str(), true)
         );
     }
 

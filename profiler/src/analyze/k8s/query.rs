@@ -5,15 +5,15 @@
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    /// Parses a raw query string (without the `?`).
+    /// Parses a raw query string (without the `?`) as Go's `url.ParseQuery` does: a
+    /// parameter with a `;` or a malformed `%` escape is dropped, and the rest are
+    /// decoded (`+` as a space; bytes that are not UTF-8 replaced).
     pub fn parse(raw: &str) -> Self {
         Self(
             raw.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(key), decode(value))
-                })
+                .filter(|pair| !pair.contains(';') && escapes_are_well_formed(pair))
+                .flat_map(|pair| form_urlencoded::parse(pair.as_bytes()))
+                .map(|(key, value)| (key.into_owned(), value.into_owned()))
                 .collect(),
         )
     }
@@ -32,30 +32,14 @@ impl Query {
     }
 }
 
-/// Percent-decodes `s`, with `+` as a space; malformed escapes are kept as they are.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    char::from(digit).to_digit(16).map(|d| d as u8)
+/// Whether every `%` in `s` starts two hex digits (Go's `QueryUnescape` fails otherwise).
+fn escapes_are_well_formed(s: &str) -> bool {
+    s.split('%').skip(1).all(|after| {
+        after
+            .as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 #[cfg(test)]
@@ -69,8 +53,16 @@ mod tests {
         assert_eq!(q.get("limit"), Some("500"));
         assert_eq!(q.get("watch"), Some(""));
         assert_eq!(q.non_empty("watch"), None);
-        assert_eq!(q.get("x"), Some("%zz"));
         assert_eq!(q.get("missing"), None);
-        assert_eq!(Query::parse("a=%4"), Query(vec![("a".into(), "%4".into())]));
+    }
+
+    #[test]
+    fn malformed_parameters_are_dropped_as_go_drops_them() {
+        let q = Query::parse("x=%zz&x=2&a=%4&b%=1&c;d=3&e=%C3%28&f=%41%2");
+        assert_eq!(q.get("x"), Some("2"));
+        for dropped in ["a", "b%", "b", "c", "d", "f"] {
+            assert_eq!(q.get(dropped), None, "{dropped}");
+        }
+        assert_eq!(q.get("e"), Some("\u{fffd}("));
     }
 }

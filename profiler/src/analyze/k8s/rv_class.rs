@@ -27,11 +27,20 @@ pub enum RvClass {
     Exact,
     /// A continue token: the next page of an earlier list.
     Continue,
+    /// Not known: the query was longer than apiprof copies, and cut before the
+    /// parameters that decide the class.
+    Unknown,
 }
 
 impl RvClass {
     /// The class of a `get`, `list` or `watch` with this query; `None` for other verbs.
-    pub fn of(verb: &str, query: &Query) -> Option<Self> {
+    ///
+    /// With `cut`, `query` holds only the complete parameters before a cut, and the
+    /// class is [`Self::Unknown`] unless no later parameter could change it: a
+    /// `continue` token; resourceVersion "0" (the apiserver refuses it with a token,
+    /// and a match does not change it); a watch's resourceVersion; or both
+    /// resourceVersion and resourceVersionMatch.
+    pub fn of(verb: &str, query: &Query, cut: bool) -> Option<Self> {
         if !matches!(verb, "get" | "list" | "watch") {
             return None;
         }
@@ -40,11 +49,13 @@ impl RvClass {
         }
         let rv = query.non_empty("resourceVersion");
         Some(match (rv, query.non_empty("resourceVersionMatch")) {
-            (None, _) => Self::MostRecent,
             (Some("0"), _) => Self::Any,
             (Some(_), Some("Exact")) => Self::Exact,
             (Some(_), _) if verb == "watch" => Self::Exact,
-            (Some(_), _) => Self::NotOlderThan,
+            (Some(_), Some(_)) => Self::NotOlderThan,
+            _ if cut => Self::Unknown,
+            (None, _) => Self::MostRecent,
+            (Some(_), None) => Self::NotOlderThan,
         })
     }
 
@@ -56,6 +67,7 @@ impl RvClass {
             Self::NotOlderThan => "not_older_than",
             Self::Exact => "exact",
             Self::Continue => "continue",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -110,7 +122,35 @@ mod tests {
     use super::*;
 
     fn class(verb: &str, query: &str) -> Option<RvClass> {
-        RvClass::of(verb, &Query::parse(query))
+        RvClass::of(verb, &Query::parse(query), false)
+    }
+
+    #[test]
+    fn a_cut_query_is_classified_only_when_nothing_after_the_cut_could_change_it() {
+        let cut = |verb: &str, query: &str| RvClass::of(verb, &Query::parse(query), true);
+        // client-go sorts parameters: a long labelSelector comes before resourceVersion.
+        assert_eq!(cut("list", "labelSelector=a%3Db"), Some(RvClass::Unknown));
+        assert_eq!(
+            cut("watch", "allowWatchBookmarks=true"),
+            Some(RvClass::Unknown)
+        );
+        // resourceVersionMatch may follow resourceVersion.
+        assert_eq!(cut("list", "resourceVersion=12"), Some(RvClass::Unknown));
+        assert_eq!(cut("list", "continue=eyJ2Ijo"), Some(RvClass::Continue));
+        assert_eq!(cut("list", "resourceVersion=0"), Some(RvClass::Any));
+        assert_eq!(cut("watch", "resourceVersion=12"), Some(RvClass::Exact));
+        assert_eq!(
+            cut(
+                "list",
+                "resourceVersion=12&resourceVersionMatch=NotOlderThan"
+            ),
+            Some(RvClass::NotOlderThan)
+        );
+        assert_eq!(
+            cut("get", "resourceVersion=12&resourceVersionMatch=Exact"),
+            Some(RvClass::Exact)
+        );
+        assert_eq!(cut("create", ""), None);
     }
 
     #[test]
