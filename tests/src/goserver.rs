@@ -2,6 +2,7 @@
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, Stdio},
 };
 
@@ -23,12 +24,18 @@ impl GoServer {
 
     /// [`GoServer::start`] with command-line flags (e.g. `-memprofilerate=1`).
     pub fn start_with_args(build: &str, args: &[&str]) -> Self {
-        let path = fixtures_dir().join(build);
-        let mut child = Command::new(&path)
+        Self::start_path(&fixtures_dir().join(build), args)
+    }
+
+    /// [`GoServer::start_with_args`] of a fixture binary at `path` (a copy under another
+    /// name, as a replaced binary is).
+    pub fn start_path(path: &Path, args: &[&str]) -> Self {
+        let build = path.display();
+        let mut child = Command::new(path)
             .args(args)
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("starting {build}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout)

@@ -77,6 +77,10 @@ pub struct Report {
     /// False when the capture has no end record (the recorder was killed): the counts
     /// cover only what was written before that.
     pub complete: bool,
+    /// When the observed process exited, ending the capture (Unix ms; 0 when the
+    /// capture does not say); absent when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_exited_unix_ms: Option<u64>,
     /// What the detectors found, client by client (see `analyze::detect`).
     pub findings: Vec<Finding>,
 }
@@ -122,6 +126,8 @@ pub struct Meta {
     pub dropped_events: u64,
     /// See [`Report::complete`].
     pub complete: bool,
+    /// See [`Report::target_exited_unix_ms`].
+    pub target_exited_unix_ms: Option<u64>,
 }
 
 /// The report of `rows`, with `in_flight` the requests still being served and the
@@ -173,6 +179,7 @@ pub fn report<'r>(
         dropped_events: meta.dropped_events,
         truncated_requests: rows.truncated_requests,
         complete: meta.complete,
+        target_exited_unix_ms: meta.target_exited_unix_ms,
         findings,
     }
 }
@@ -278,6 +285,7 @@ impl Analysis {
                 cpu_sample_period_ns: header.cpu_sample_period_ns,
                 dropped_events: 0,
                 complete: false,
+                target_exited_unix_ms: None,
             },
             filter,
         }
@@ -308,6 +316,9 @@ impl Analysis {
         if let Record::End(end) = &record {
             self.meta.dropped_events = end.dropped_events;
             self.meta.complete = true;
+            if end.reason == "target exited" {
+                self.meta.target_exited_unix_ms = Some(end.unix_ms.unwrap_or(0));
+            }
         }
         // Captures before findings lack the clock's event time: their first event's.
         if self.clock.ktime_ns == 0 {

@@ -164,8 +164,11 @@ pub struct Cpu {
 pub struct End {
     /// Events the kernel could not hand over (ring buffer full, unreadable request).
     pub dropped_events: u64,
-    /// Why recording stopped: "duration", "signal" or "target exited".
+    /// Why recording stopped: "duration", "signal", "target exited" or "rotated".
     pub reason: String,
+    /// When, in Unix milliseconds (absent in captures of apiprof versions before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_ms: Option<u64>,
 }
 
 /// Reading or writing a capture failed.

@@ -56,6 +56,7 @@ impl Rotating {
         self.writer.write(&Record::End(End {
             dropped_events: self.dropped_events,
             reason: "rotated".into(),
+            unix_ms: Some(super::unix_ms()),
         }))?;
         self.writer.flush()?;
         self.header.started_unix_ms = super::unix_ms();

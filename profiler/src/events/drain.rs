@@ -144,6 +144,7 @@ pub async fn drain(
     let end = End {
         dropped_events: kernel_dropped(&dropped) + undecodable,
         reason: reason.as_str().into(),
+        unix_ms: Some(crate::capture::unix_ms()),
     };
     out.consumer.consume(Record::End(end.clone()))?;
     out.consumer.tick(end.dropped_events)?;

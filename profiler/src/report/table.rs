@@ -173,6 +173,19 @@ fn notes(report: &Report, out: &mut String) {
             report.truncated_requests
         );
     }
+    if let Some(ms) = report.target_exited_unix_ms {
+        let when = match ms {
+            0 => String::new(),
+            ms => {
+                let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                format!(" at {}", humantime::format_rfc3339_seconds(at))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "the observed process exited{when} and the capture ends there: the daemon (--capture) goes on in a new file once the process is back; `apiprof record` must be started again on the new process"
+        );
+    }
     if !report.complete {
         out.push_str("capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n");
     }
@@ -272,6 +285,7 @@ mod tests {
             dropped_events: 2,
             truncated_requests: 0,
             complete: false,
+            target_exited_unix_ms: None,
             findings: Vec::new(),
         }
     }

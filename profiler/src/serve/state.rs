@@ -188,6 +188,7 @@ impl Live {
             cpu_sample_period_ns: self.cpu_sample_period_ns,
             dropped_events: self.health.dropped.values().sum(),
             complete: true,
+            target_exited_unix_ms: None,
         };
         let findings = self.findings(now_ns);
         let in_flight = self.in_flight().filter(|r| ago_ns == 0 && filter.admits(r));

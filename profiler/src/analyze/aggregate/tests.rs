@@ -81,6 +81,7 @@ pub(crate) fn analyze(
         analysis.record(Record::End(End {
             dropped_events: 3,
             reason: "signal".into(),
+            unix_ms: None,
         }));
     }
     analysis
