@@ -26,3 +26,41 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .expect("VmRSS");
     kb * 1024
 }
+
+/// Process `pid` held to `millicores` of CPU, as a Kubernetes CPU limit holds a pod (a
+/// CFS quota in a cgroup of the v1 `cpu` controller, or of cgroup v2); released on drop.
+pub struct CpuLimit {
+    group: std::path::PathBuf,
+    root: std::path::PathBuf,
+    pid: u32,
+}
+
+impl CpuLimit {
+    /// Moves `pid` into a new cgroup allowed `millicores` per 100 ms period.
+    pub fn new(pid: u32, millicores: u64) -> Self {
+        let quota_us = millicores * 100;
+        let v1 = std::path::Path::new("/sys/fs/cgroup/cpu");
+        let (root, limit) = if v1.join("cpu.cfs_quota_us").exists() {
+            (v1.to_path_buf(), ("cpu.cfs_quota_us", quota_us.to_string()))
+        } else {
+            let v2 = std::path::PathBuf::from("/sys/fs/cgroup");
+            (v2, ("cpu.max", format!("{quota_us} 100000")))
+        };
+        let group = root.join(format!("apiprof-test-{pid}"));
+        let write = |path: std::path::PathBuf, value: &str| {
+            std::fs::write(&path, value)
+                .unwrap_or_else(|e| panic!("writing {value} to {}: {e}", path.display()))
+        };
+        std::fs::create_dir_all(&group).expect("creating a cgroup");
+        write(group.join(limit.0), &limit.1);
+        write(group.join("cgroup.procs"), &pid.to_string());
+        Self { group, root, pid }
+    }
+}
+
+impl Drop for CpuLimit {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
+        let _ = std::fs::remove_dir(&self.group);
+    }
+}

@@ -73,7 +73,11 @@ async fn a_binary_replaced_by_another_build_is_reattached_and_its_capture_marks_
     assert!(version(&second[0]).starts_with("1.19."), "{}", second[0]);
     assert_eq!(second[0]["symbols"], "gopclntab", "{}", second[0]);
     let end = first.last().expect("records");
-    assert_eq!((&end["type"], &end["reason"]), (&"end".into(), &"target exited".into()), "{end}");
+    assert_eq!(
+        (&end["type"], &end["reason"]),
+        (&"end".into(), &"target exited".into()),
+        "{end}"
+    );
     let exited = end["unix_ms"].as_u64().expect("the exit's time");
     let restarted = second[0]["started_unix_ms"].as_u64().expect("start");
     assert!(exited <= restarted, "{exited} > {restarted}");
@@ -85,4 +89,134 @@ async fn a_binary_replaced_by_another_build_is_reattached_and_its_capture_marks_
         table.contains("the observed process exited at 20"),
         "{table}"
     );
+}
+
+/// Requests of the load that runs through the daemon's stop: each allocates 256 objects
+/// of 256 B, every one a heap sample at `-memprofilerate=1`, so the 16 MiB ring buffer
+/// fills in about a hundred requests.
+const HEAVY: &str = "/api/v1/namespaces/default/configmaps?alloc=256&size=256";
+
+/// A metric's sum over its series.
+async fn total(daemon: &Daemon, name: &str) -> f64 {
+    samples(&daemon.get("/metrics").await, name)
+        .iter()
+        .map(|(_, v)| v)
+        .sum()
+}
+
+/// The median of `latencies` (seconds), in microseconds.
+fn median_us(latencies: &mut [f64]) -> f64 {
+    latencies.sort_by(f64::total_cmp);
+    latencies[latencies.len() / 2] * 1e6
+}
+
+/// Runs the heavy load on 4 connections until `stop` is set; returns each request's
+/// (seconds since `t0`, latency in seconds).
+async fn heavy_load(
+    url: String,
+    t0: std::time::Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(f64, f64)> {
+    let mut lanes = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (url, stop) = (format!("{url}{HEAVY}"), stop.clone());
+        let (client, ..) = Http::One.client("flood/1.0");
+        lanes.spawn(async move {
+            let mut done = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let start = std::time::Instant::now();
+                let response = client.get(&url).send().await.expect("heavy request");
+                response.bytes().await.expect("body");
+                done.push((
+                    start.duration_since(t0).as_secs_f64(),
+                    start.elapsed().as_secs_f64(),
+                ));
+            }
+            done
+        });
+    }
+    lanes.join_all().await.concat()
+}
+
+#[tokio::test]
+async fn a_daemon_stopped_30_s_under_load_counts_its_drops_and_recovers_exactly() {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+    let server = GoServer::start_with_args("goserver-go1.27", &["-memprofilerate=1"]);
+    let daemon = Daemon::start(&["--pid", &server.pid().to_string()]);
+    daemon.wait_attached(server.pid()).await;
+    let rss = |pid: u32| apiprof_tests::process::rss_bytes(pid) as f64 / (1 << 20) as f64;
+    let rss_before = rss(daemon.pid());
+
+    let (t0, stop) = (std::time::Instant::now(), Arc::new(AtomicBool::new(false)));
+    let load = tokio::spawn(heavy_load(server.url.clone(), t0, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let stopped_at = t0.elapsed().as_secs_f64();
+    // SAFETY: kill(2) on the daemon, our child.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGSTOP) };
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.pid() as i32, libc::SIGCONT) };
+    let resumed_at = t0.elapsed().as_secs_f64();
+    let stop_dropped = {
+        // The daemon reads the kernel's drop counter as it drains the full buffer.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        total(&daemon, "apiprof_dropped_events_total").await
+    };
+
+    // The flood goes on, the daemon held to a tenth of a CPU (a tight pod limit): it
+    // drains at its full rate there while over 10 times as much is offered.
+    let limit = apiprof_tests::process::CpuLimit::new(daemon.pid(), 100);
+    let (events_0, dropped_0) = (
+        total(&daemon, "apiprof_events_total").await,
+        total(&daemon, "apiprof_dropped_events_total").await,
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (events_1, dropped_1) = (
+        total(&daemon, "apiprof_events_total").await,
+        total(&daemon, "apiprof_dropped_events_total").await,
+    );
+    drop(limit);
+    stop.store(true, Ordering::Relaxed);
+    let done = load.await.expect("load");
+    let rss_after = rss(daemon.pid());
+
+    let phase = |from: f64, to: f64| -> Vec<f64> {
+        done.iter()
+            .filter(|(at, _)| (from..to).contains(at))
+            .map(|(_, l)| *l)
+            .collect()
+    };
+    let (mut running, mut stopped) = (phase(1.0, stopped_at), phase(stopped_at + 2.0, resumed_at));
+    println!(
+        "server latency, median: {:.0} µs with the daemon draining ({} requests), {:.0} µs while it was stopped ({} requests)",
+        median_us(&mut running), running.len(), median_us(&mut stopped), stopped.len()
+    );
+    let drained = (events_1 - events_0) / 5.0;
+    let offered = drained + (dropped_1 - dropped_0) / 5.0;
+    println!(
+        "{stop_dropped} events dropped while stopped; then {offered:.0} events/s offered, {drained:.0} drained ({:.1}×); daemon RSS {rss_before:.1} MiB before, {rss_after:.1} MiB after",
+        offered / drained
+    );
+    assert!(
+        stop_dropped > 0.0,
+        "the ring buffer never filled while the daemon was stopped"
+    );
+    assert!(
+        offered >= 10.0 * drained,
+        "not a flood of 10 times what the daemon drains"
+    );
+    let report = daemon.report(&BY_CLIENT).await;
+    let in_report = report["dropped_events"].as_f64().expect("dropped_events");
+    assert!(in_report >= dropped_1, "{in_report} < {dropped_1}");
+
+    // Once the flood is over, every request counts again, exactly.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = load::drive(&server.url, Http::Two, "after-stop/1.0").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut reported = load::reported(&daemon.report(&BY_CLIENT).await, &BY_CLIENT);
+    reported.retain(|key, _| key[0] == "after-stop/1.0");
+    assert_eq!(reported, truth(&sent, load::by_client));
 }
