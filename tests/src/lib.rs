@@ -89,8 +89,8 @@ pub fn refctl_bin() -> PathBuf {
 
 /// Declares, for every Go fixture build (see [`GOSERVER_BUILDS`]), a module named after
 /// it holding one `#[tokio::test]` per named `async fn NAME(build: &str)` of the calling
-/// file, which it runs on that build: `goserver_tests!(cpu_attributed_within_15_percent)`
-/// makes `go_1_19::cpu_attributed_within_15_percent` and so on.
+/// file, which it runs on that build: `goserver_tests!(cpu_attributed_within_5_percent)`
+/// makes `go_1_19::cpu_attributed_within_5_percent` and so on.
 #[macro_export]
 macro_rules! goserver_tests {
     ($($test:ident),+ $(,)?) => {

@@ -171,7 +171,6 @@ async fn attributes_every_request(build: &str) {
 
     let by = load::BY_CLIENT;
     let report = report_json(&capture, &by);
-    assert_eq!(report["dropped_events"], 0, "{build}");
     assert_eq!(report["complete"], true, "{build}");
     let mut reported = load::reported(&report, &by);
     let kubectl_rows: BTreeMap<Vec<String>, Tally> = reported

@@ -1,23 +1,35 @@
 //! On-CPU time is attributed to the client whose request used it. The Go fixture burns
 //! exactly MS milliseconds of its thread's CPU time for `?spin=MS` (half on the request's
 //! goroutine, half on a goroutine it starts; in user code, or with `in=kernel` in system
-//! calls), and the CPU apiprof attributes per user agent is within 15% of what the
+//! calls), and the CPU apiprof attributes per user agent is within 5% of what the
 //! client's requests burned. On every fixture build. Root only: loads real eBPF programs.
 //!
-//! Why 15% holds: apiprof samples at 99 Hz per CPU from a periodic CPU clock, not at
-//! random, so each contiguous burn of L ms gets L / 10.1 samples give or take one. A
-//! client burns 1 s in 20 bursts of 50 ms (99 samples, about ±2 samples of error), or 2 s
-//! in 20 of 100 ms (198 samples).
+//! The error budget, all of it sampling: apiprof samples each CPU every period T from a
+//! clock, so a thread on CPU for a contiguous L gets L / T samples give or take one
+//! (floor or ceiling, as the clock's phase falls). Over a client's on-CPU stretches the
+//! errors are independent with variance p (1 − p) ≤ min(1/4, L / T) each, p the
+//! fraction of L / T: at most N for N samples in all (stretches shorter than T: the
+//! 1/√N of random sampling), at most S / 4 for S stretches. At 99 Hz a 1 s client has
+//! N = 99 samples, and 1/√99 = 10%: ±5% would not hold once its 20 bursts of 50 ms
+//! were cut up by other threads. So this test samples at [`CPU_HZ`]: N = 999 per CPU
+//! second, 1/√N = 3.2% in the worst case; in the case CI sees (the server alone on the
+//! machine, S ≈ 20 uninterrupted bursts per client), √S / 2 ≈ 2.2 samples of 999, 0.2%.
+//! Everything else is far smaller: the handler's own work besides the burn (tens of
+//! µs a request) and the burn's overshoot (one loop of 20,000 multiplications, ~10 µs).
 
 use apiprof_tests::{
     goserver::GoServer,
     load::Http,
-    recorder::{background_row, report_json, row, Recording},
+    recorder::{report_json, row, Recording},
 };
 
 const PATH: &str = "/api/v1/namespaces/default/configmaps";
-/// The sampling period at apiprof's default 99 Hz, nanoseconds.
-const PERIOD_NS: u64 = 1_000_000_000 / 99;
+/// Samples per CPU second: ten times apiprof's default, for the sample count ±5% needs.
+const CPU_HZ: u64 = 999;
+/// Its sampling period, nanoseconds.
+const PERIOD_NS: u64 = 1_000_000_000 / CPU_HZ;
+/// The attributed CPU's largest error, as a share of what the client burned.
+const TOLERANCE: f64 = 0.05;
 
 /// A client of the test: its user agent, the query of each of its requests, how many it
 /// sends, over which HTTP version, and the CPU seconds its requests burn in all.
@@ -55,8 +67,10 @@ const CLIENTS: [Client; 3] = [
 
 /// A client whose 50 plain GETs cost the server well under a millisecond each.
 const IDLE: &str = "idle";
-/// At most this many samples (50 ms) may land on [`IDLE`]'s requests.
-const IDLE_MAX_SAMPLES: u64 = 5;
+/// At most this many samples (10 ms) may land on [`IDLE`]'s requests: their handlers'
+/// own CPU took 0 to 3 samples on every build (measured), and a burst leaked from
+/// another client would bring 50 (the shortest burst is 50 ms).
+const IDLE_MAX_SAMPLES: u64 = 10;
 
 async fn send(server: &GoServer, user_agent: &str, http: Http, query: &str, n: usize) {
     let (client, ..) = http.client(user_agent);
@@ -68,10 +82,15 @@ async fn send(server: &GoServer, user_agent: &str, http: Http, query: &str, n: u
     }
 }
 
-async fn cpu_attributed_within_15_percent(build: &str) {
+async fn cpu_attributed_within_5_percent(build: &str) {
     let server = GoServer::start(build);
     let dir = tempfile::tempdir().expect("temp dir");
-    let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
+    let hz = CPU_HZ.to_string();
+    let recording = Recording::start_with_args(
+        server.pid(),
+        &dir.path().join("capture.jsonl"),
+        &["--cpu-hz", &hz],
+    );
     for c in &CLIENTS {
         send(&server, c.user_agent, c.http, c.query, c.requests).await;
     }
@@ -96,7 +115,7 @@ async fn cpu_attributed_within_15_percent(build: &str) {
             c.user_agent
         );
         assert!(
-            (seconds - c.cpu_seconds).abs() <= 0.15 * c.cpu_seconds,
+            (seconds - c.cpu_seconds).abs() <= TOLERANCE * c.cpu_seconds,
             "{build}: {} burned {} s of CPU, apiprof attributed {seconds} s ({samples} samples)",
             c.user_agent,
             c.cpu_seconds
@@ -110,7 +129,6 @@ async fn cpu_attributed_within_15_percent(build: &str) {
         idle <= IDLE_MAX_SAMPLES,
         "{build}: 50 plain GETs got {idle} CPU samples: another client's CPU leaked onto them"
     );
-    assert_eq!(background_row(&report)["count"], 0, "{build}");
 }
 
-apiprof_tests::goserver_tests!(cpu_attributed_within_15_percent);
+apiprof_tests::goserver_tests!(cpu_attributed_within_5_percent);

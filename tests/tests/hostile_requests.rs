@@ -70,11 +70,12 @@ async fn hostile_traffic(base: &str) -> u64 {
     )
     .await;
 
-    // 3,000 parameters (~30 KB): resourceVersion after the cut, then before it.
+    // 3,000 parameters (~30 KB): a list's resourceVersion after the cut; a get's
+    // before it (a get's class depends on nothing else).
     let params: Vec<String> = (0..3000).map(|i| format!("p{i}={i}")).collect();
     let params = params.join("&");
     let after = format!("{CONFIGMAPS}?{params}&resourceVersion=0");
-    let before = format!("{CONFIGMAPS}?resourceVersion=0&{params}");
+    let before = format!("{CONFIGMAPS}/one?resourceVersion=0&{params}");
     get(base, Http::Two, b"hostile-params-after", &after, 2).await;
     get(base, Http::One, b"hostile-params-before", &before, 1).await;
 
@@ -185,7 +186,7 @@ async fn hostile_requests_are_cut_with_a_mark_and_the_rest_is_exact() {
             key(&["hostile-long-path", "get", "configmaps", "most_recent"]),
             3,
         ),
-        // resourceVersion=0 after the cut is not guessed; before it, it is read.
+        // resourceVersion=0 after the cut is not guessed; before it, a get's is read.
         (
             key(&["hostile-params-after", "list", "configmaps", "unknown"]),
             2,

@@ -1,11 +1,23 @@
 //! resourceVersion semantics of reads, and whether a selector narrows them.
 //!
-//! As documented for the API ("Resource versions", Kubernetes API concepts): for `get`
-//! and `list`, resourceVersion unset is a quorum read of the most recent data (from
-//! etcd), "0" is any data (the watch cache), another value means not older than it, and
-//! `resourceVersionMatch=Exact` asks for exactly it; a `continue` token pages on from
-//! the snapshot of the first page. A `watch` from a given resourceVersion starts exactly
-//! there.
+//! As documented in "Resource versions" of the Kubernetes API concepts
+//! (<https://kubernetes.io/docs/reference/using-api/api-concepts/#resource-versions>):
+//! - **get**: resourceVersion unset is the most recent data (a consistent read), "0" any
+//!   data, another value data not older than it; `resourceVersionMatch` is a parameter
+//!   of lists only.
+//! - **list**: the same without a `limit`; with a `limit` (and no `continue`) another
+//!   value means exactly it; `resourceVersionMatch=Exact` or `NotOlderThan` says which,
+//!   and needs a resourceVersion; a `continue` token pages on from the first page's
+//!   snapshot ("Continue Token, Exact"), and with a resourceVersion other than "0" is a
+//!   `400 Bad Request`.
+//! - **watch**: unset starts at the most recent version, "0" at any, another value
+//!   exactly there; with `sendInitialEvents=true` ("Streaming lists", which requires
+//!   `resourceVersionMatch=NotOlderThan`) another value means not older than it.
+//!
+//! What the tables call invalid is [`RvClass::Invalid`]; the combinations they do not
+//! list are refused by the apiserver's `ValidateListOptions` (resourceVersionMatch with
+//! `continue`, `sendInitialEvents` on a list, `resourceVersionMatch` on a watch without
+//! `sendInitialEvents`).
 
 use std::fmt;
 
@@ -17,46 +29,101 @@ use super::Query;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RvClass {
-    /// resourceVersion unset: quorum read of the latest data (etcd).
+    /// resourceVersion unset: the most recent data (a consistent read).
     MostRecent,
     /// resourceVersion "0": any data (the watch cache).
     Any,
-    /// A resourceVersion, or `resourceVersionMatch=NotOlderThan`.
+    /// Data not older than the resourceVersion given.
     NotOlderThan,
-    /// `resourceVersionMatch=Exact` (and a watch from a given resourceVersion).
+    /// Exactly the resourceVersion given (a watch starts exactly there).
     Exact,
     /// A continue token: the next page of an earlier list.
     Continue,
-    /// Not known: the query was longer than apiprof copies, and cut before the
-    /// parameters that decide the class.
+    /// A combination the API refuses (`400 Bad Request` or `422 Unprocessable`).
+    Invalid,
+    /// Not known: the query was longer than apiprof copies, and cut before all the
+    /// parameters that decide the class were read.
     Unknown,
 }
+
+/// The parameters that decide a read's class, by verb.
+const DECIDING_GET: [&str; 1] = ["resourceVersion"];
+const DECIDING_LIST: [&str; 5] = [
+    "resourceVersion",
+    "resourceVersionMatch",
+    "continue",
+    "limit",
+    "sendInitialEvents",
+];
+const DECIDING_WATCH: [&str; 3] = [
+    "resourceVersion",
+    "resourceVersionMatch",
+    "sendInitialEvents",
+];
+
+const NOT_OLDER_THAN: &str = "NotOlderThan";
+const EXACT: &str = "Exact";
 
 impl RvClass {
     /// The class of a `get`, `list` or `watch` with this query; `None` for other verbs.
     ///
-    /// With `cut`, `query` holds only the complete parameters before a cut, and the
-    /// class is [`Self::Unknown`] unless no later parameter could change it: a
-    /// `continue` token; resourceVersion "0" (the apiserver refuses it with a token,
-    /// and a match does not change it); a watch's resourceVersion; or both
-    /// resourceVersion and resourceVersionMatch.
+    /// With `cut`, `query` holds only the complete parameters before a cut: unless
+    /// every parameter that decides the verb's class is among them, any could follow
+    /// the cut, and the class is [`Self::Unknown`], never a guess.
     pub fn of(verb: &str, query: &Query, cut: bool) -> Option<Self> {
-        if !matches!(verb, "get" | "list" | "watch") {
-            return None;
-        }
-        if verb == "list" && query.non_empty("continue").is_some() {
-            return Some(Self::Continue);
+        let deciding: &[&str] = match verb {
+            "get" => &DECIDING_GET,
+            "list" => &DECIDING_LIST,
+            "watch" => &DECIDING_WATCH,
+            _ => return None,
+        };
+        if cut && deciding.iter().any(|p| query.get(p).is_none()) {
+            return Some(Self::Unknown);
         }
         let rv = query.non_empty("resourceVersion");
-        Some(match (rv, query.non_empty("resourceVersionMatch")) {
-            (Some("0"), _) => Self::Any,
-            (Some(_), Some("Exact")) => Self::Exact,
-            (Some(_), _) if verb == "watch" => Self::Exact,
-            (Some(_), Some(_)) => Self::NotOlderThan,
-            _ if cut => Self::Unknown,
-            (None, _) => Self::MostRecent,
-            (Some(_), None) => Self::NotOlderThan,
-        })
+        match verb {
+            "get" => Some(Self::by_version(rv, Self::NotOlderThan)),
+            "list" => Some(Self::of_list(rv, query)),
+            "watch" => Some(Self::of_watch(rv, query)),
+            _ => None,
+        }
+    }
+
+    /// unset, "0" and any other resourceVersion: most recent, any, and `other`.
+    fn by_version(rv: Option<&str>, other: Self) -> Self {
+        match rv {
+            None => Self::MostRecent,
+            Some("0") => Self::Any,
+            Some(_) => other,
+        }
+    }
+
+    fn of_list(rv: Option<&str>, query: &Query) -> Self {
+        let continued = query.non_empty("continue").is_some();
+        match (query.non_empty("resourceVersionMatch"), rv) {
+            _ if query.get("sendInitialEvents").is_some() => Self::Invalid,
+            // "Continue Token, Exact"; with "0": "Invalid, treated as Continue Token,
+            // Exact"; with another value: "Invalid, HTTP 400 Bad Request".
+            (None, None | Some("0")) if continued => Self::Continue,
+            (None, Some(_)) if continued => Self::Invalid,
+            (None, rv) if has_limit(query) => Self::by_version(rv, Self::Exact),
+            (None, rv) => Self::by_version(rv, Self::NotOlderThan),
+            (Some(_), _) if continued => Self::Invalid,
+            (Some(_), None) | (Some(EXACT), Some("0")) => Self::Invalid,
+            (Some(EXACT), Some(_)) => Self::Exact,
+            (Some(NOT_OLDER_THAN), rv) => Self::by_version(rv, Self::NotOlderThan),
+            (Some(_), Some(_)) => Self::Invalid,
+        }
+    }
+
+    fn of_watch(rv: Option<&str>, query: &Query) -> Self {
+        let rv_match = query.non_empty("resourceVersionMatch");
+        match (query.get("sendInitialEvents").map(parse_bool), rv_match) {
+            (None, None) => Self::by_version(rv, Self::Exact),
+            (Some(Some(true)), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::NotOlderThan),
+            (Some(Some(false)), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::Exact),
+            _ => Self::Invalid,
+        }
     }
 
     /// Its name in reports.
@@ -67,6 +134,7 @@ impl RvClass {
             Self::NotOlderThan => "not_older_than",
             Self::Exact => "exact",
             Self::Continue => "continue",
+            Self::Invalid => "invalid",
             Self::Unknown => "unknown",
         }
     }
@@ -75,6 +143,23 @@ impl RvClass {
 impl fmt::Display for RvClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A `limit` the apiserver pages by: a positive number (it reads 0 as no limit).
+fn has_limit(query: &Query) -> bool {
+    query
+        .non_empty("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .is_some_and(|l| l > 0)
+}
+
+/// Go's `strconv.ParseBool`, as the apiserver reads boolean parameters.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
@@ -126,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_query_is_classified_only_when_nothing_after_the_cut_could_change_it() {
+    fn a_cut_query_is_classified_only_when_every_deciding_parameter_was_read() {
         let cut = |verb: &str, query: &str| RvClass::of(verb, &Query::parse(query), true);
         // client-go sorts parameters: a long labelSelector comes before resourceVersion.
         assert_eq!(cut("list", "labelSelector=a%3Db"), Some(RvClass::Unknown));
@@ -134,21 +219,16 @@ mod tests {
             cut("watch", "allowWatchBookmarks=true"),
             Some(RvClass::Unknown)
         );
-        // resourceVersionMatch may follow resourceVersion.
-        assert_eq!(cut("list", "resourceVersion=12"), Some(RvClass::Unknown));
-        assert_eq!(cut("list", "continue=eyJ2Ijo"), Some(RvClass::Continue));
-        assert_eq!(cut("list", "resourceVersion=0"), Some(RvClass::Any));
-        assert_eq!(cut("watch", "resourceVersion=12"), Some(RvClass::Exact));
+        // A limit or a continue token may follow.
+        assert_eq!(cut("list", "resourceVersion=0"), Some(RvClass::Unknown));
+        assert_eq!(cut("get", "resourceVersion=0"), Some(RvClass::Any));
+        assert_eq!(cut("get", "labelSelector=x"), Some(RvClass::Unknown));
         assert_eq!(
             cut(
-                "list",
-                "resourceVersion=12&resourceVersionMatch=NotOlderThan"
+                "watch",
+                "resourceVersion=12&resourceVersionMatch=NotOlderThan&sendInitialEvents=true"
             ),
             Some(RvClass::NotOlderThan)
-        );
-        assert_eq!(
-            cut("get", "resourceVersion=12&resourceVersionMatch=Exact"),
-            Some(RvClass::Exact)
         );
         assert_eq!(cut("create", ""), None);
     }
@@ -201,6 +281,97 @@ mod tests {
         assert_eq!(class("watch", ""), Some(RvClass::MostRecent));
         for verb in ["create", "update", "patch", "delete", "deletecollection"] {
             assert_eq!(class(verb, "resourceVersion=0"), None, "{verb}");
+        }
+    }
+
+    /// "resourceVersionMatch and paging parameters for list" (API concepts, Semantics for
+    /// get and list): with `limit=<n>` and no `continue`, a resourceVersion other than
+    /// "0" is "Exact", not "Not older than" as without a limit.
+    #[test]
+    fn a_limited_list_at_a_version_is_exact() {
+        assert_eq!(
+            class("list", "resourceVersion=123&limit=500"),
+            Some(RvClass::Exact)
+        );
+        assert_eq!(
+            class(
+                "list",
+                "resourceVersion=123&limit=500&resourceVersionMatch=NotOlderThan"
+            ),
+            Some(RvClass::NotOlderThan)
+        );
+        // The apiserver pages only by a positive limit.
+        assert_eq!(
+            class("list", "resourceVersion=123&limit=0"),
+            Some(RvClass::NotOlderThan)
+        );
+        assert_eq!(
+            class("list", "limit=500&resourceVersion=0&continue=eyJ2"),
+            Some(RvClass::Continue)
+        );
+    }
+
+    /// The same table's "Invalid" cells, and what `ValidateListOptions` refuses where the
+    /// table has no row (resourceVersionMatch with continue, sendInitialEvents on a list).
+    #[test]
+    fn combinations_the_api_refuses_are_invalid() {
+        for query in [
+            "limit=2&continue=eyJ2&resourceVersion=123",
+            "resourceVersionMatch=NotOlderThan",
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch=Exact&resourceVersion=0",
+            "resourceVersionMatch=Fresh&resourceVersion=12",
+            "resourceVersionMatch=NotOlderThan&resourceVersion=0&continue=eyJ2",
+            "sendInitialEvents=true&resourceVersionMatch=NotOlderThan",
+        ] {
+            assert_eq!(class("list", query), Some(RvClass::Invalid), "{query}");
+        }
+    }
+
+    /// "Semantics for get and list": the get table has resourceVersion only;
+    /// resourceVersionMatch is a parameter of lists.
+    #[test]
+    fn a_get_ignores_resource_version_match() {
+        assert_eq!(
+            class("get", "resourceVersion=12&resourceVersionMatch=Exact"),
+            Some(RvClass::NotOlderThan)
+        );
+    }
+
+    /// "Streaming lists": `sendInitialEvents=true` requires
+    /// `resourceVersionMatch=NotOlderThan`; unset is a consistent read, a value is
+    /// synced to "at least the provided resource version". Without sendInitialEvents a
+    /// watch takes no resourceVersionMatch (`validateWatchOptions`).
+    #[test]
+    fn a_streaming_list_watch_is_not_older_than_its_version() {
+        let streaming = "sendInitialEvents=true&resourceVersionMatch=NotOlderThan";
+        assert_eq!(class("watch", streaming), Some(RvClass::MostRecent));
+        assert_eq!(
+            class("watch", &format!("{streaming}&resourceVersion=")),
+            Some(RvClass::MostRecent)
+        );
+        assert_eq!(
+            class("watch", &format!("{streaming}&resourceVersion=0")),
+            Some(RvClass::Any)
+        );
+        assert_eq!(
+            class("watch", &format!("{streaming}&resourceVersion=77")),
+            Some(RvClass::NotOlderThan)
+        );
+        assert_eq!(
+            class(
+                "watch",
+                "sendInitialEvents=false&resourceVersionMatch=NotOlderThan&resourceVersion=77"
+            ),
+            Some(RvClass::Exact)
+        );
+        for query in [
+            "sendInitialEvents=true",
+            "sendInitialEvents=true&resourceVersionMatch=Exact&resourceVersion=77",
+            "resourceVersionMatch=NotOlderThan&resourceVersion=77",
+            "resourceVersionMatch=Exact&resourceVersion=77",
+        ] {
+            assert_eq!(class("watch", query), Some(RvClass::Invalid), "{query}");
         }
     }
 
