@@ -192,7 +192,7 @@ async fn hostile_requests_are_cut_with_a_mark_and_the_rest_is_exact() {
             2,
         ),
         (
-            key(&["hostile-params-before", "list", "configmaps", "any"]),
+            key(&["hostile-params-before", "get", "configmaps", "any"]),
             1,
         ),
         (
