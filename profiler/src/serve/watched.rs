@@ -44,7 +44,7 @@ fn stamps(paths: &[PathBuf]) -> Vec<Stamp> {
         .collect()
 }
 
-impl<T: Clone, E: std::fmt::Display> Watched<T, E> {
+impl<T: Clone, E: std::error::Error + 'static> Watched<T, E> {
     /// Loads the value once; an error here is the caller's (a bad file at start).
     pub fn new(
         what: &'static str,
@@ -84,7 +84,17 @@ impl<T: Clone, E: std::fmt::Display> Watched<T, E> {
                     }
                     Err(error) => {
                         (self.failed)();
-                        warn!(what = self.what, %error, "its files changed but cannot be used; keeping the previous one");
+                        let mut error: &(dyn std::error::Error + 'static) = &error;
+                        let mut causes = error.to_string();
+                        while let Some(source) = error.source() {
+                            causes.push_str(&format!(": {source}"));
+                            error = source;
+                        }
+                        warn!(
+                            what = self.what,
+                            error = causes,
+                            "its files changed but cannot be used; keeping the previous one"
+                        );
                     }
                 }
             }
