@@ -19,6 +19,7 @@ pub mod goserver;
 pub mod image;
 pub mod kube;
 pub mod load;
+pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod recorder;
