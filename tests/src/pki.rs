@@ -45,7 +45,8 @@ pub struct Pki {
     dir: TempDir,
     /// The CA that signs the server's and the client's certificates, PEM.
     pub ca: PathBuf,
-    /// The server's certificate (SAN 127.0.0.1 and localhost), PEM.
+    /// The server's certificate (SAN 127.0.0.1, localhost and deploy/tls/'s
+    /// apiprof.apiprof.svc), PEM.
     pub server_cert: PathBuf,
     /// Its key, PEM.
     pub server_key: PathBuf,
@@ -103,7 +104,7 @@ impl Pki {
         let (ca_cert, issuer) = ca("apiprof test CA");
         let (server, server_key) = leaf(
             &issuer,
-            &["127.0.0.1", "localhost"],
+            &["127.0.0.1", "localhost", "apiprof.apiprof.svc"],
             "apiprof daemon",
             None,
             ExtendedKeyUsagePurpose::ServerAuth,
