@@ -185,33 +185,36 @@ impl Pki {
     /// The daemon's flags serving TLS with client certificates of [`Pki::ca`] and
     /// [`TOKEN`].
     pub fn daemon_args(&self) -> Vec<String> {
-        let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
-        vec![
-            "--tls-cert".into(),
-            path(&self.server_cert),
-            "--tls-key".into(),
-            path(&self.server_key),
-            "--client-ca".into(),
-            path(&self.ca),
-            "--bearer-token-file".into(),
-            path(&self.token),
-        ]
+        flags(&[
+            ("--tls-cert", &self.server_cert),
+            ("--tls-key", &self.server_key),
+            ("--client-ca", &self.ca),
+            ("--bearer-token-file", &self.token),
+        ])
     }
 
     /// `apiprof report`'s flags for a daemon started with [`Pki::daemon_args`].
     pub fn report_args(&self) -> Vec<String> {
-        let path = |p: &Path| p.to_str().expect("UTF-8 path").to_owned();
-        vec![
-            "--ca-cert".into(),
-            path(&self.ca),
-            "--client-cert".into(),
-            path(&self.client.cert),
-            "--client-key".into(),
-            path(&self.client.key),
-            "--bearer-token-file".into(),
-            path(&self.token),
-        ]
+        flags(&[
+            ("--ca-cert", &self.ca),
+            ("--client-cert", &self.client.cert),
+            ("--client-key", &self.client.key),
+            ("--bearer-token-file", &self.token),
+        ])
     }
+}
+
+/// `FLAG PATH` pairs as arguments.
+fn flags(pairs: &[(&str, &Path)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(flag, path)| {
+            [
+                flag.to_string(),
+                path.to_str().expect("UTF-8 path").to_owned(),
+            ]
+        })
+        .collect()
 }
 
 impl Default for Pki {

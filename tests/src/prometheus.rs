@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 use crate::{
     apiserver::{dies_with_parent, free_port},
+    daemon::metric_tallies,
+    load::Tally,
     prometheus_dir,
 };
 
@@ -146,6 +148,19 @@ impl Prometheus {
         });
         samples.sort_by(|a, b| a.0.cmp(&b.0));
         samples
+    }
+
+    /// `apiprof_requests_total` and `apiprof_response_bytes_total` summed by the labels
+    /// `by` (and `code`), as [`metric_tallies`] keys them.
+    pub async fn request_tallies(&self, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {
+        let labels = by.join(",");
+        let requests = self
+            .query(&format!("sum by ({labels},code) (apiprof_requests_total)"))
+            .await;
+        let bytes = self
+            .query(&format!("sum by ({labels}) (apiprof_response_bytes_total)"))
+            .await;
+        metric_tallies(&requests, &bytes, by)
     }
 
     /// Waits until every target was last scraped after `since`, successfully, and what

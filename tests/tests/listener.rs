@@ -159,15 +159,8 @@ async fn only_clients_with_a_certificate_of_the_ca_and_the_token_read_exact_coun
     );
 
     prometheus.wait_for_scrape_after(scraped_after).await;
-    let labels = BY_CLIENT.join(",");
-    let requests = prometheus
-        .query(&format!("sum by ({labels},code) (apiprof_requests_total)"))
-        .await;
-    let bytes = prometheus
-        .query(&format!("sum by ({labels}) (apiprof_response_bytes_total)"))
-        .await;
     assert_eq!(
-        metric_tallies(&requests, &bytes, &BY_CLIENT),
+        prometheus.request_tallies(&BY_CLIENT).await,
         want,
         "Prometheus over TLS"
     );
