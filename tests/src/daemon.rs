@@ -13,8 +13,10 @@ use crate::{apiprof_bin, load::Tally};
 /// A running `apiprof daemon` on a free loopback port; killed on drop if not stopped.
 pub struct Daemon {
     child: Option<Child>,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `--tls-cert`).
     pub url: String,
+    /// What [`Daemon::get`] asks with (see [`Daemon::with_client`]).
+    http: reqwest::Client,
 }
 
 impl Daemon {
@@ -51,10 +53,23 @@ impl Daemon {
             let status = child.wait().expect("waiting for apiprof daemon");
             panic!("apiprof daemon did not start ({status}); it printed {line:?}, see its stderr above");
         };
+        let scheme = if args.contains(&"--tls-cert") {
+            "https"
+        } else {
+            "http"
+        };
         Self {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             child: Some(child),
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// The daemon, asked with `http` from now on (a client trusting its CA, with a
+    /// client certificate and its token).
+    pub fn with_client(mut self, http: reqwest::Client) -> Self {
+        self.http = http;
+        self
     }
 
     /// The daemon's pid.
@@ -64,7 +79,10 @@ impl Daemon {
 
     /// `GET path`'s body; panics unless it answers 200.
     pub async fn get(&self, path: &str) -> String {
-        let response = reqwest::get(format!("{}{path}", self.url))
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         let status = response.status();

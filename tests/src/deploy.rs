@@ -19,7 +19,7 @@ pub fn deploy_dir() -> PathBuf {
 }
 
 /// Every kustomization a user applies: the base (through `deploy/`) and each overlay.
-pub const KUSTOMIZATIONS: [&str; 3] = [".", "prometheus-operator", "grafana"];
+pub const KUSTOMIZATIONS: [&str; 4] = [".", "prometheus-operator", "grafana", "tls"];
 
 /// `kubectl kustomize deploy/DIR`, decoded by [`check`].
 pub fn render(dir: &str) -> Result<Vec<Value>, String> {

@@ -20,6 +20,7 @@ pub mod hostile;
 pub mod image;
 pub mod kube;
 pub mod load;
+pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod recorder;

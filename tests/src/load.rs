@@ -182,9 +182,22 @@ impl Http {
     /// A client speaking this version as `user_agent` (the fixtures' self-signed
     /// certificates accepted), the version responses must come in, and Go's name for it.
     pub fn client(self, user_agent: &str) -> (reqwest::Client, Version, &'static str) {
-        let builder = reqwest::Client::builder()
+        self.client_presenting(user_agent, None)
+    }
+
+    /// [`Http::client`] presenting a client certificate if given (the Go fixture asks
+    /// for one, as kube-apiserver does).
+    pub fn client_presenting(
+        self,
+        user_agent: &str,
+        identity: Option<reqwest::Identity>,
+    ) -> (reqwest::Client, Version, &'static str) {
+        let mut builder = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .user_agent(user_agent);
+        if let Some(identity) = identity {
+            builder = builder.identity(identity);
+        }
         let (client, version, name) = match self {
             Http::One => (builder.http1_only().build(), Version::HTTP_11, "HTTP/1.1"),
             Http::Two => (

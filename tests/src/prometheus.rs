@@ -17,6 +17,8 @@ use tempfile::TempDir;
 
 use crate::{
     apiserver::{dies_with_parent, free_port},
+    daemon::metric_tallies,
+    load::Tally,
     prometheus_dir,
 };
 
@@ -74,9 +76,18 @@ impl Prometheus {
     /// [`JOB`], and waits until it is ready. Its first scrapes come about 5 s later:
     /// Prometheus hands discovered targets to its scrapers every 5 s.
     pub fn start(targets: &[String]) -> Self {
+        Self::start_scraping(targets, None)
+    }
+
+    /// [`Prometheus::start`] scraping over HTTPS as `tls` says.
+    pub fn start_tls(targets: &[String], tls: &ScrapeTls) -> Self {
+        Self::start_scraping(targets, Some(tls))
+    }
+
+    fn start_scraping(targets: &[String], tls: Option<&ScrapeTls>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, scrape_config(targets).to_string())
+        std::fs::write(&config, scrape_config(targets, tls).to_string())
             .expect("writing prometheus.yml");
         let address = format!("127.0.0.1:{}", free_port());
         let bin = prometheus_dir().join("usr/bin/prometheus");
@@ -137,6 +148,19 @@ impl Prometheus {
         });
         samples.sort_by(|a, b| a.0.cmp(&b.0));
         samples
+    }
+
+    /// `apiprof_requests_total` and `apiprof_response_bytes_total` summed by the labels
+    /// `by` (and `code`), as [`metric_tallies`] keys them.
+    pub async fn request_tallies(&self, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {
+        let labels = by.join(",");
+        let requests = self
+            .query(&format!("sum by ({labels},code) (apiprof_requests_total)"))
+            .await;
+        let bytes = self
+            .query(&format!("sum by ({labels}) (apiprof_response_bytes_total)"))
+            .await;
+        metric_tallies(&requests, &bytes, by)
     }
 
     /// Waits until every target was last scraped after `since`, successfully, and what
@@ -232,20 +256,44 @@ impl Drop for Prometheus {
     }
 }
 
-/// Prometheus's configuration (JSON is YAML): scrape `targets` every second.
-fn scrape_config(targets: &[String]) -> Value {
+/// How Prometheus scrapes a daemon serving TLS: the files of its `tls_config` and of
+/// its `authorization`, as a PodMonitor's Secrets would be mounted.
+pub struct ScrapeTls<'a> {
+    /// The CA that signed the daemon's certificate.
+    pub ca: &'a Path,
+    /// Prometheus's client certificate and key.
+    pub cert: &'a Path,
+    /// The key of `cert`.
+    pub key: &'a Path,
+    /// The bearer token.
+    pub token: &'a Path,
+}
+
+/// Prometheus's configuration (JSON is YAML): scrape `targets` every second (over
+/// `tls` if given).
+fn scrape_config(targets: &[String], tls: Option<&ScrapeTls>) -> Value {
+    let mut job = json!({
+        "job_name": JOB,
+        "scheme": "http",
+        "metrics_path": "/metrics",
+        "static_configs": [{ "targets": targets }],
+    });
+    if let Some(tls) = tls {
+        job["scheme"] = json!("https");
+        job["tls_config"] = json!({
+            "ca_file": tls.ca,
+            "cert_file": tls.cert,
+            "key_file": tls.key,
+        });
+        job["authorization"] = json!({ "type": "Bearer", "credentials_file": tls.token });
+    }
     json!({
         "global": {
             "scrape_interval": "1s",
             "scrape_timeout": "1s",
             "evaluation_interval": "1s",
         },
-        "scrape_configs": [{
-            "job_name": JOB,
-            "scheme": "http",
-            "metrics_path": "/metrics",
-            "static_configs": [{ "targets": targets }],
-        }],
+        "scrape_configs": [job],
     })
 }
 

@@ -83,14 +83,7 @@ async fn from_prometheus(
     by: &[&str],
     clients: &[String],
 ) -> BTreeMap<Vec<String>, Tally> {
-    let labels = by.join(",");
-    let requests = prometheus
-        .query(&format!("sum by ({labels},code) (apiprof_requests_total)"))
-        .await;
-    let bytes = prometheus
-        .query(&format!("sum by ({labels}) (apiprof_response_bytes_total)"))
-        .await;
-    only(metric_tallies(&requests, &bytes, by), clients)
+    only(prometheus.request_tallies(by).await, clients)
 }
 
 fn user_agents(sent: &[Sent]) -> Vec<String> {

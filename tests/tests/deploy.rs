@@ -2,7 +2,8 @@
 //! strictly into the Kubernetes Go types (an unknown field fails); the DaemonSet asks
 //! for exactly the privileges the README lists; the dashboard's and the alerts' PromQL
 //! read only metrics a live daemon exports, and Prometheus runs every query; promtool
-//! accepts the alerts. The live test is root only (it loads eBPF programs); the others
+//! accepts the alerts; deploy/tls/'s flags and Secrets serve HTTPS as its PodMonitor
+//! scrapes. The live test is root only (it loads eBPF programs); the others
 //! need only kubectl and the checker.
 
 use std::{
@@ -18,13 +19,14 @@ use apiprof_tests::{
         check, dashboard, dashboard_queries, deploy_dir, exported, metric_names, one, render,
         without_grafana_variables, KUSTOMIZATIONS,
     },
+    pki::{Pki, TOKEN},
     prometheus::Prometheus,
     prometheus_dir,
     refctl::{self, Size},
 };
 use k8s_openapi::api::{
     apps::v1::DaemonSet,
-    core::v1::{ConfigMap, Pod, Service},
+    core::v1::{ConfigMap, Pod, PodSpec, Service},
     rbac::v1::ClusterRole,
 };
 use serde_json::Value;
@@ -268,6 +270,147 @@ fn the_grafana_overlay_ships_the_dashboard_for_the_sidecar() {
     assert_eq!(dashboard["title"], "apiprof");
     assert_eq!(dashboard["templating"]["list"][0]["type"], "datasource");
     assert_eq!(dashboard["templating"]["list"][0]["query"], "prometheus");
+}
+
+/// The key a Secret volume named `volume` in `pod` mounts from `secret`.
+fn secret_of(pod: &PodSpec, volume: &str) -> String {
+    let volumes = pod.volumes.as_deref().unwrap_or_default();
+    let volume = volumes
+        .iter()
+        .find(|v| v.name == volume)
+        .expect("the volume");
+    let secret = volume.secret.as_ref().expect("a Secret volume");
+    secret.secret_name.clone().expect("a secretName")
+}
+
+/// deploy/tls/: every file flag of the daemon names a key of a Secret mounted
+/// read-only; probes only connect (the kubelet has no client certificate); the
+/// PodMonitor scrapes over HTTPS with the scraper's certificate and the daemon's token.
+/// Then the overlay's own flags, its files made by [`Pki`] under the Secrets' keys,
+/// start a daemon that refuses a client without a certificate and serves one with the
+/// scraper's files and the token.
+#[tokio::test]
+async fn the_tls_overlay_mounts_its_secrets_and_scrapes_with_them() {
+    let docs = render("tls").unwrap();
+    let ds: DaemonSet = decode(one(&docs, "DaemonSet"));
+    let pod = ds.spec.unwrap().template.spec.unwrap();
+    let [container] = &pod.containers[..] else {
+        panic!("one container")
+    };
+    let args = container.args.clone().unwrap();
+    let mounts = container.volume_mounts.as_deref().unwrap();
+    // Flag → (Secret, key).
+    let mut files = BTreeMap::new();
+    for pair in args.chunks(2) {
+        let [flag, value] = pair else {
+            panic!("{args:?}")
+        };
+        if ![
+            "--tls-cert",
+            "--tls-key",
+            "--client-ca",
+            "--bearer-token-file",
+        ]
+        .contains(&flag.as_str())
+        {
+            continue;
+        }
+        let (dir, key) = value.rsplit_once('/').unwrap();
+        let mount = mounts
+            .iter()
+            .find(|m| m.mount_path == dir)
+            .unwrap_or_else(|| panic!("{value} is not mounted"));
+        assert_eq!(mount.read_only, Some(true), "{}", mount.name);
+        files.insert(
+            flag.as_str(),
+            (secret_of(&pod, &mount.name), key.to_owned()),
+        );
+    }
+    let file = |secret: &str, key: &str| (secret.to_owned(), key.to_owned());
+    assert_eq!(
+        files,
+        BTreeMap::from([
+            ("--tls-cert", file("apiprof-tls", "tls.crt")),
+            ("--tls-key", file("apiprof-tls", "tls.key")),
+            ("--client-ca", file("apiprof-tls", "ca.crt")),
+            ("--bearer-token-file", file("apiprof-token", "token")),
+        ])
+    );
+    for probe in [&container.liveness_probe, &container.readiness_probe] {
+        let probe = probe.as_ref().expect("a probe");
+        assert!(probe.http_get.is_none());
+        let port = &probe.tcp_socket.as_ref().expect("a tcpSocket probe").port;
+        assert_eq!(serde_json::to_value(port).unwrap(), "http");
+    }
+    let monitor = one(&docs, "PodMonitor");
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["scheme"], "https");
+    let tls = &endpoint["tlsConfig"];
+    assert_eq!(tls["serverName"], "apiprof.apiprof.svc");
+    let scraper = |v: &Value| {
+        (
+            v["name"].as_str().unwrap().to_owned(),
+            v["key"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        scraper(&tls["ca"]["secret"]),
+        file("apiprof-scraper-tls", "ca.crt")
+    );
+    assert_eq!(
+        scraper(&tls["cert"]["secret"]),
+        file("apiprof-scraper-tls", "tls.crt")
+    );
+    assert_eq!(
+        scraper(&tls["keySecret"]),
+        file("apiprof-scraper-tls", "tls.key")
+    );
+    assert_eq!(endpoint["authorization"]["type"], "Bearer");
+    assert_eq!(
+        scraper(&endpoint["authorization"]["credentials"]),
+        files["--bearer-token-file"]
+    );
+
+    // The Secrets, as files where the overlay mounts them (under a temporary root).
+    let pki = Pki::new();
+    let root = pki.dir().join("root");
+    let secrets = BTreeMap::from([
+        (file("apiprof-tls", "tls.crt"), &pki.server_cert),
+        (file("apiprof-tls", "tls.key"), &pki.server_key),
+        (file("apiprof-tls", "ca.crt"), &pki.ca),
+        (file("apiprof-token", "token"), &pki.token),
+    ]);
+    // Its flags, but --listen (the test's own) and --process (nothing to attach to:
+    // the overlay's listener is under test).
+    let mut local = vec!["--process".to_owned(), "no-such-process-5a1e".to_owned()];
+    for pair in args.chunks(2) {
+        let [flag, value] = pair else {
+            panic!("{args:?}")
+        };
+        let value = match files.get(flag.as_str()) {
+            _ if ["--listen", "--process"].contains(&flag.as_str()) => continue,
+            None => value.clone(),
+            Some((secret, key)) => {
+                let path = root.join(value.trim_start_matches('/'));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::copy(secrets[&(secret.clone(), key.clone())], &path).unwrap();
+                path.to_str().unwrap().to_owned()
+            }
+        };
+        local.extend([flag.clone(), value]);
+    }
+    local.push("--no-client-pods".to_owned());
+    let local: Vec<&str> = local.iter().map(String::as_str).collect();
+    let daemon = Daemon::start(&local).with_client(pki.authorized_client());
+    assert!(daemon.url.starts_with("https://"), "{}", daemon.url);
+    let anonymous = pki
+        .client(None, Some(TOKEN))
+        .get(format!("{}/metrics", daemon.url));
+    assert!(
+        anonymous.send().await.is_err(),
+        "served a client without a certificate"
+    );
+    assert!(daemon.get("/metrics").await.contains("apiprof_build_info"));
 }
 
 #[test]

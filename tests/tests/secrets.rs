@@ -1,11 +1,13 @@
 //! apiprof never keeps a secret. Clients send bearer tokens, Basic and proxy
-//! credentials, cookies, an API-key header and secrets in request bodies, over HTTP/1.1
-//! and HTTP/2, while `apiprof record` and `apiprof daemon` (with its capture files)
+//! credentials, cookies, an API-key header, secrets in request bodies and a client
+//! certificate (the fixture asks for one, as kube-apiserver does), over HTTP/1.1 and
+//! HTTP/2, while `apiprof record` and `apiprof daemon` (with its capture files)
 //! observe the server, both logging at debug level. None of the secrets appears in any
 //! output: the capture files, every report format of both (table, JSON, folded, SVG,
-//! pprof decompressed), `/metrics`, `/report`, `/findings`, `/healthz`, or the logs.
-//! The requests themselves are counted exactly, so the secrets were really observed.
-//! (Client certificates are not sent: the fixture asks for none.)
+//! pprof decompressed), `/metrics`, `/report`, `/findings`, `/healthz`, or the logs;
+//! nor does any of the certificate's distinctive bytes (its subject CN, its serial, its
+//! PEM lines, any 32 bytes of its DER). The requests themselves are counted exactly,
+//! so the secrets were really observed, and the fixture says the certificate arrived.
 //!
 //! Root only: loads real eBPF programs.
 
@@ -18,7 +20,12 @@ use std::{
 };
 
 use apiprof_tests::{
-    apiprof_bin, daemon::Daemon, goserver::GoServer, load::Http, recorder::report_json,
+    apiprof_bin,
+    daemon::Daemon,
+    goserver::GoServer,
+    load::Http,
+    pki::{Identity, Pki, CLIENT_CN, CLIENT_SERIAL},
+    recorder::report_json,
 };
 use flate2::read::GzDecoder;
 
@@ -37,9 +44,9 @@ const SECRETS: [&str; 6] = [
 ];
 
 /// Sends [`EACH`] GETs and POSTs as `user_agent` over `http`, every one carrying every
-/// secret.
-async fn send_secrets(server: &GoServer, http: Http, user_agent: &str) {
-    let (client, ..) = http.client(user_agent);
+/// secret, on connections presenting `identity`.
+async fn send_secrets(server: &GoServer, http: Http, user_agent: &str, identity: &Identity) {
+    let (client, ..) = http.client_presenting(user_agent, Some(identity.reqwest()));
     let url = format!("{}{PATH}", server.url);
     for _ in 0..EACH {
         for post in [false, true] {
@@ -60,6 +67,11 @@ async fn send_secrets(server: &GoServer, http: Http, user_agent: &str) {
                 .await
                 .expect(&url);
             assert!(response.status().is_success(), "{url}");
+            assert_eq!(
+                response.headers().get("x-client-certificates"),
+                Some(&"1".parse().unwrap()),
+                "{url}: the fixture got no client certificate"
+            );
         }
     }
 }
@@ -78,11 +90,42 @@ fn contents(path: &Path) -> Vec<u8> {
     }
 }
 
-/// Panics, naming the output, if `bytes` hold any secret.
-fn assert_clean(what: &str, bytes: &[u8]) {
-    for secret in SECRETS {
-        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-        assert!(!found, "{what} holds the secret {secret:?}");
+/// What must appear nowhere, named: [`SECRETS`] and the client certificate's
+/// distinctive bytes.
+fn needles(identity: &Identity) -> Vec<(String, Vec<u8>)> {
+    let mut needles: Vec<(String, Vec<u8>)> = SECRETS
+        .iter()
+        .map(|s| (format!("the secret {s:?}"), s.as_bytes().to_vec()))
+        .collect();
+    let hex: String = CLIENT_SERIAL.iter().map(|b| format!("{b:02x}")).collect();
+    needles.extend([
+        (
+            "the certificate's CN".to_owned(),
+            CLIENT_CN.as_bytes().to_vec(),
+        ),
+        ("its serial".to_owned(), CLIENT_SERIAL.to_vec()),
+        ("its serial in hex".to_owned(), hex.into_bytes()),
+    ]);
+    // Short pieces (a PEM's last line, the DER's tail) could match by chance: at least
+    // 16 characters, and 32 bytes (the last 32 for the tail).
+    let lines = identity.pem.lines();
+    for line in lines.filter(|l| !l.starts_with("-----") && l.len() >= 16) {
+        needles.push((format!("its PEM line {line:?}"), line.as_bytes().to_vec()));
+    }
+    let der = &identity.der;
+    let tail = der.len() - 32;
+    let starts = (0..der.len() - 31).step_by(32).chain([tail]);
+    for at in starts {
+        needles.push((format!("its DER bytes {at}.."), der[at..at + 32].to_vec()));
+    }
+    needles
+}
+
+/// Panics, naming the output, if `bytes` hold any needle.
+fn assert_clean(what: &str, bytes: &[u8], needles: &[(String, Vec<u8>)]) {
+    for (name, needle) in needles {
+        let found = bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!found, "{what} holds {name}");
     }
 }
 
@@ -113,6 +156,7 @@ fn report_to(dir: &Path, source: &str, format: &str, args: &[&str]) -> PathBuf {
 #[tokio::test]
 async fn no_secret_reaches_any_output() {
     let server = GoServer::start(BUILD);
+    let pki = Pki::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let captures = dir.path().join("daemon-captures");
     std::fs::create_dir(&captures).expect("a capture folder");
@@ -158,8 +202,8 @@ async fn no_secret_reaches_any_output() {
     .expect("apiprof record's first line");
     assert!(line.starts_with("recording "), "{line}");
 
-    send_secrets(&server, Http::One, "secrets-h1").await;
-    send_secrets(&server, Http::Two, "secrets-h2").await;
+    send_secrets(&server, Http::One, "secrets-h1", &pki.client).await;
+    send_secrets(&server, Http::Two, "secrets-h2", &pki.client).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(record.id() as i32, libc::SIGINT) };
@@ -228,7 +272,8 @@ async fn no_secret_reaches_any_output() {
         );
         outputs.push((log.display().to_string(), text));
     }
+    let needles = needles(&pki.client);
     for (what, bytes) in &outputs {
-        assert_clean(what, bytes);
+        assert_clean(what, bytes, &needles);
     }
 }

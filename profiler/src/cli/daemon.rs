@@ -28,7 +28,13 @@ use crate::{
         Tracking,
     },
     capture::Rotation,
-    serve::{api, follow::follow, state::Live},
+    serve::{
+        api,
+        follow::follow,
+        state::{lock, Live},
+        tls::ServerFiles,
+        Bearer, Certificates, TlsListener,
+    },
     target::Binaries,
 };
 
@@ -37,7 +43,8 @@ use crate::{
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Args {
     /// TOML file with any of these settings (`process = ["kube-apiserver"]`,
-    /// `listen = "0.0.0.0:9464"`, `top-clients = 100`, …); flags win over it.
+    /// `listen = "0.0.0.0:9464"`, `tls-cert = "/etc/apiprof/tls.crt"`, `top-clients =
+    /// 100`, …); flags win over it.
     #[arg(long)]
     #[serde(skip)]
     config: Option<PathBuf>,
@@ -49,9 +56,25 @@ pub struct Args {
     #[arg(long = "pid")]
     pid: Vec<u32>,
     /// Address of the HTTP API (`/metrics`, `/report`, `/healthz`); default
-    /// 0.0.0.0:9464. Port 0 picks a free port (printed at start).
+    /// 0.0.0.0:9464 (every interface: a node port). Port 0 picks a free port. The
+    /// address, scheme and checks are printed at start.
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate (chain), with --tls-key; both are loaded
+    /// again when they change (cert-manager renewals).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// With TLS: refuse clients without a certificate signed by a CA in this PEM file.
+    #[arg(long, value_name = "FILE")]
+    client_ca: Option<PathBuf>,
+    /// Require `Authorization: Bearer TOKEN` on every endpoint but /healthz, TOKEN being
+    /// this file's contents (a mounted Secret, so it never shows in `ps`; loaded again
+    /// when it changes). Use with TLS: over plain HTTP the token travels in clear.
+    #[arg(long, value_name = "FILE")]
+    bearer_token_file: Option<PathBuf>,
     /// User agents kept by name (the busiest); the rest count as `other` (default 100).
     #[arg(long)]
     top_clients: Option<usize>,
@@ -99,9 +122,28 @@ struct Config {
     selector: Selector,
     client_pods: bool,
     listen: SocketAddr,
+    tls: Option<ServerFiles>,
+    bearer_token_file: Option<PathBuf>,
     window: Settings,
     tracking: Tracking,
     capture: Option<Rotation>,
+}
+
+impl Config {
+    /// How the API is served and who may read it, for the start line (no secret).
+    fn access(&self) -> String {
+        let mut access = vec![match &self.tls {
+            Some(tls) => format!("https, certificate {}", tls.cert.display()),
+            None => "http".to_owned(),
+        }];
+        if let Some(ca) = self.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+            access.push(format!("client certificates of {}", ca.display()));
+        }
+        if let Some(token) = &self.bearer_token_file {
+            access.push(format!("bearer token of {}", token.display()));
+        }
+        access.join("; ")
+    }
 }
 
 impl Args {
@@ -144,8 +186,31 @@ impl Args {
             no_cpu: self.tracking.no_cpu || file.tracking.no_cpu,
             cpu_hz: self.tracking.cpu_hz.or(file.tracking.cpu_hz),
         };
+        let client_ca = self.client_ca.or(file.client_ca);
+        let tls = match (
+            self.tls_cert.or(file.tls_cert),
+            self.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(ServerFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None) => {
+                anyhow::ensure!(
+                    client_ca.is_none(),
+                    "--client-ca checks the certificates of TLS clients: add --tls-cert and --tls-key"
+                );
+                None
+            }
+            _ => anyhow::bail!(
+                "--tls-cert and --tls-key go together: pass the PEM certificate and its key"
+            ),
+        };
         Ok(Config {
             selector: Selector { names, pids },
+            tls,
+            bearer_token_file: self.bearer_token_file.or(file.bearer_token_file),
             client_pods: !(self.no_client_pods || file.no_client_pods),
             listen: self
                 .listen
@@ -190,6 +255,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         config.window,
         config.tracking.cpu_period_ns.unwrap_or(0),
     )));
+    // Bad files are refused before anything listens.
+    let bearer = match &config.bearer_token_file {
+        Some(path) => Some(Bearer::from_file(path, live.clone())?),
+        None => None,
+    };
+    let certificates = match &config.tls {
+        Some(files) => {
+            let (load, counted) = (files.clone(), live.clone());
+            Some(Arc::new(Certificates::new(
+                "the TLS certificate",
+                files.paths(),
+                move || load.load(),
+                move || lock(&counted).health.listener_error("tls_reload"),
+            )?))
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -205,16 +287,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let (shutdown, shut) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, api::router(live.clone()))
-            .with_graceful_shutdown(async {
-                let _ = shut.await;
-            })
-            .into_future(),
-    );
+    let router = api::router(live.clone(), bearer);
+    let shut = async {
+        let _ = shut.await;
+    };
+    let server = match certificates {
+        None => tokio::spawn(
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shut)
+                .into_future(),
+        ),
+        Some(certificates) => {
+            let counted = live.clone();
+            let refused = move || lock(&counted).health.listener_error("tls_handshake");
+            let listener = TlsListener::new(listener, certificates, refused)
+                .context("reading the listener's address")?;
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shut)
+                    .into_future(),
+            )
+        }
+    };
+    if config.bearer_token_file.is_some() && config.tls.is_none() {
+        warn!("--bearer-token-file without --tls-cert: the token travels in clear text");
+    }
     println!(
-        "apiprof daemon listening on {} for processes {:?} and pids {:?}",
-        addr, config.selector.names, config.selector.pids
+        "apiprof daemon listening on {} ({}) for processes {:?} and pids {:?}",
+        addr,
+        config.access(),
+        config.selector.names,
+        config.selector.pids
     );
     let clients = if config.client_pods {
         match Clients::connect().await {
@@ -302,6 +405,10 @@ no-client-pods = true
 no-alloc = false
 no-cpu = false
 cpu-hz = 49
+tls-cert = "/etc/apiprof/tls/tls.crt"
+tls-key = "/etc/apiprof/tls/tls.key"
+client-ca = "/etc/apiprof/tls/ca.crt"
+bearer-token-file = "/etc/apiprof/token/token"
 "#,
         )
         .unwrap();
@@ -321,6 +428,39 @@ cpu-hz = 49
             config.capture.map(|c| (c.max_file_bytes, c.max_files)),
             Some((64 << 20, 8))
         );
+        let tls = config.tls.expect("TLS from the file");
+        assert_eq!(
+            tls.paths(),
+            [
+                "/etc/apiprof/tls/tls.crt",
+                "/etc/apiprof/tls/tls.key",
+                "/etc/apiprof/tls/ca.crt"
+            ]
+            .map(PathBuf::from)
+        );
+        assert_eq!(
+            config.bearer_token_file,
+            Some(PathBuf::from("/etc/apiprof/token/token"))
+        );
+    }
+
+    #[test]
+    fn a_certificate_needs_its_key_and_a_client_ca_needs_tls() {
+        let cert_only = Args {
+            tls_cert: Some("tls.crt".into()),
+            ..Args::default()
+        };
+        let error = cert_only.resolve().err().expect("refused").to_string();
+        assert!(
+            error.contains("--tls-cert and --tls-key go together"),
+            "{error}"
+        );
+        let ca_only = Args {
+            client_ca: Some("ca.crt".into()),
+            ..Args::default()
+        };
+        let error = ca_only.resolve().err().expect("refused").to_string();
+        assert!(error.contains("add --tls-cert and --tls-key"), "{error}");
     }
 
     #[test]

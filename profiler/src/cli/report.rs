@@ -13,13 +13,14 @@ use crate::{
     analyze::{aggregate::Analysis, filter::Filter, Dimension, DEFAULT_BY},
     capture::CaptureError,
     report::{self, Caption, Format, Weight},
+    serve::{read_token, tls},
 };
 
 /// Arguments of `apiprof report`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct Args {
     /// A capture file written by `apiprof record` (or `apiprof daemon --capture`), or a
-    /// running daemon: `http://HOST:PORT`.
+    /// running daemon: `http://HOST:PORT` or `https://HOST:PORT`.
     source: String,
     /// With a daemon: how far back to look, e.g. `30s`, `10m`, `1h` (default 5m; whole
     /// time buckets).
@@ -51,6 +52,20 @@ pub struct Args {
     /// `folded` (`stack before after` lines).
     #[arg(long, value_name = "BASELINE")]
     diff: Option<String>,
+    /// With an https:// daemon: trust the CAs in this PEM file (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+    /// With an https:// daemon that checks client certificates: present this PEM
+    /// certificate, with --client-key.
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The PEM private key of --client-cert.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// With a daemon that requires a bearer token: send the token in this file (the
+    /// daemon's --bearer-token-file).
+    #[arg(long, value_name = "FILE")]
+    bearer_token_file: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -60,6 +75,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.window.is_some() && !is_daemon(&args.source) {
         bail!("--window applies to a daemon (http://HOST:PORT) only; a capture file is reported whole");
+    }
+    let daemons = std::iter::once(&args.source).chain(&args.diff);
+    let tls = args.ca_cert.is_some() || args.client_cert.is_some();
+    if tls && !daemons.clone().any(|s| s.starts_with("https://")) {
+        bail!("--ca-cert, --client-cert and --client-key apply to a daemon served over TLS (https://HOST:PORT) only");
+    }
+    if args.bearer_token_file.is_some() && !daemons.clone().any(|s| is_daemon(s)) {
+        bail!("--bearer-token-file applies to a daemon (http(s)://HOST:PORT) only");
     }
     let format = match (&args.diff, args.format) {
         // A table is the default, which means nothing to a diff: draw it.
@@ -216,17 +239,31 @@ fn from_daemon(args: &Args, format: Format, ago: Option<&str>) -> anyhow::Result
     query.extend(args.filter.iter().map(|f| ("filter", f.clone())));
     query.extend(terminal_width().map(|w| ("width", w.to_string())));
     let url = format!("{}/report", args.source.trim_end_matches('/'));
+    let client = client(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .get(&url)
-            .query(&query)
-            .send()
-            .await
-            .with_context(|| format!("asking {url}; is `apiprof daemon` listening there?"))?;
+        let response = client.get(&url).query(&query).send().await.with_context(|| {
+            let tls = if url.starts_with("https://") {
+                " (over TLS: --ca-cert if its certificate is not signed by a CA of the system, --client-cert and --client-key if it checks client certificates)"
+            } else {
+                ""
+            };
+            format!("asking {url}; is `apiprof daemon` listening there{tls}?")
+        })?;
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "the daemon at {} requires a bearer token: pass the file holding it with --bearer-token-file{}",
+                args.source,
+                if args.bearer_token_file.is_some() {
+                    " (the one given holds another token)"
+                } else {
+                    ""
+                }
+            );
+        }
         let body = response
             .bytes()
             .await
@@ -239,4 +276,29 @@ fn from_daemon(args: &Args, format: Format, ago: Option<&str>) -> anyhow::Result
         }
         Ok(body.to_vec())
     })
+}
+
+/// The HTTP client for `args.source`: over TLS, trusting `--ca-cert` (else the
+/// system's CAs) and presenting `--client-cert`; with `--bearer-token-file`'s token.
+fn client(args: &Args) -> anyhow::Result<reqwest::Client> {
+    use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+    let mut builder = reqwest::Client::builder();
+    if args.source.starts_with("https://") {
+        let identity = args.client_cert.as_deref().zip(args.client_key.as_deref());
+        builder =
+            builder.use_preconfigured_tls(tls::client_config(args.ca_cert.as_deref(), identity)?);
+    }
+    if let Some(path) = &args.bearer_token_file {
+        let token = read_token(path)?;
+        let mut value = HeaderValue::from_bytes(&[&b"Bearer "[..], &token].concat())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the bearer token file {} holds bytes an HTTP header cannot carry (a token is printable ASCII)",
+                    path.display()
+                )
+            })?;
+        value.set_sensitive(true);
+        builder = builder.default_headers(HeaderMap::from_iter([(AUTHORIZATION, value)]));
+    }
+    builder.build().context("making the HTTP client")
 }

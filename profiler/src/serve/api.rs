@@ -1,5 +1,6 @@
 //! The daemon's HTTP API, on one listener: `/metrics` (Prometheus), `/report` (what
 //! `apiprof report` prints for a capture file, over a recent window) and `/healthz`.
+//! With a bearer token, every route but `/healthz` requires it (probes carry none).
 
 use std::{
     sync::{Arc, Mutex},
@@ -7,6 +8,7 @@ use std::{
 };
 
 use super::{
+    auth::{self, Bearer},
     metrics::Metrics,
     state::{lock, Live},
 };
@@ -18,6 +20,7 @@ use crate::{
 use axum::{
     extract::{RawQuery, State},
     http::{header, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
     Router,
@@ -30,13 +33,17 @@ struct Api {
     metrics: Arc<Metrics>,
 }
 
-/// The API's routes over `live`.
-pub fn router(live: Arc<Mutex<Live>>) -> Router {
+/// The API's routes over `live`, all but `/healthz` behind `bearer` if given.
+pub fn router(live: Arc<Mutex<Live>>, bearer: Option<Bearer>) -> Router {
     let metrics = Arc::new(Metrics::new(live.clone()));
-    Router::new()
+    let mut guarded = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/report", get(report_text))
-        .route("/findings", get(findings))
+        .route("/findings", get(findings));
+    if let Some(bearer) = bearer {
+        guarded = guarded.route_layer(middleware::from_fn_with_state(bearer, auth::require));
+    }
+    guarded
         .route("/healthz", get(healthz))
         .with_state(Api { live, metrics })
 }

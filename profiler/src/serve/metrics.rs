@@ -29,7 +29,7 @@ const THROTTLED_GRACE_S: f64 = 30.0;
 pub const BACKGROUND: &str = "(background)";
 
 /// The families this collector exports: (name, help, type).
-const FAMILIES: [(&str, &str, MetricType); 17] = [
+const FAMILIES: [(&str, &str, MetricType); 18] = [
     ("apiprof_requests_total", "Requests the observed server finished, by client, verb, resource, rv_class and status code.", MetricType::COUNTER),
     ("apiprof_response_bytes_total", "Response body bytes the observed server wrote for finished requests.", MetricType::COUNTER),
     ("apiprof_request_duration_seconds", "Handler latency of finished requests other than WATCHes, seconds (the API server's own buckets).", MetricType::HISTOGRAM),
@@ -47,6 +47,7 @@ const FAMILIES: [(&str, &str, MetricType); 17] = [
     ("apiprof_resync_period_seconds", "The resync period found for a client (its periodic bursts).", MetricType::GAUGE),
     ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter (and for 30 s after its last pinned request).", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
+    ("apiprof_listener_errors_total", "What the daemon's HTTP API refused or failed, by reason: tls_handshake (no, a wrong or no client certificate), unauthorized (no or a wrong bearer token), tls_reload and token_reload (changed files that could not be used; the previous ones stay).", MetricType::COUNTER),
 ];
 
 /// Builds every family from [`Live`] at each scrape.
@@ -186,6 +187,9 @@ impl Collector for LiveCollector {
             }
         }
         metrics[16].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        for (reason, n) in &live.health.listener_errors {
+            metrics[17].push(counter(vec![pair("reason", reason)], *n as f64));
+        }
         FAMILIES
             .iter()
             .zip(metrics)

@@ -50,6 +50,16 @@ pub struct Health {
     /// Seconds from each target's process start to its probes being attached, at its
     /// latest attach.
     pub attach_latency_seconds: BTreeMap<String, f64>,
+    /// What the HTTP API refused or failed, by reason: `tls_handshake`, `unauthorized`,
+    /// `tls_reload`, `token_reload`.
+    pub listener_errors: BTreeMap<&'static str, u64>,
+}
+
+impl Health {
+    /// Counts one listener error of `reason`.
+    pub fn listener_error(&mut self, reason: &'static str) {
+        *self.listener_errors.entry(reason).or_default() += 1;
+    }
 }
 
 /// The daemon's state, shared by its drain tasks and its HTTP API.
