@@ -1,6 +1,7 @@
 //! Builds the fixture servers under `tests/fixtures`: the Go HTTPS server with every Go
-//! toolchain, unstripped and stripped (`-ldflags=-s -w`, as release builds are), and the
-//! apiserver (see [`apiserver`]).
+//! toolchain, unstripped and stripped (`-ldflags=-s -w`, as release builds are), with
+//! Go 1.27 also position-independent (`-buildmode=pie`, as some distributions build
+//! Kubernetes), and the apiserver (see [`apiserver`]).
 use std::{fs, path::PathBuf};
 
 use anyhow::Context as _;
@@ -8,17 +9,23 @@ use anyhow::Context as _;
 use crate::{apiserver, cmd, manifests, setup::Env};
 
 /// Builds every fixture and returns the folder holding the binaries, named
-/// `goserver-go<version>[-stripped]`, `apiserver-go1.27[-http2legacy]` and
+/// `goserver-go<version>[-pie][-stripped]`, `apiserver-go1.27[-http2legacy]` and
 /// `manifests-check`.
 pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
     let out = env.target.join("fixtures");
     fs::create_dir_all(&out)?;
     let source = env.root.join("tests/fixtures/goserver");
     for go in &env.go {
-        for stripped in [false, true] {
+        let pie = if go.version == "1.27" {
+            &[false, true][..]
+        } else {
+            &[false]
+        };
+        for (pie, stripped) in pie.iter().flat_map(|p| [(*p, false), (*p, true)]) {
             let name = format!(
-                "goserver-go{}{}",
+                "goserver-go{}{}{}",
                 go.version,
+                if pie { "-pie" } else { "" },
                 if stripped { "-stripped" } else { "" }
             );
             let mut build = go.command();
@@ -27,6 +34,9 @@ pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
                 .arg("build")
                 .arg("-o")
                 .arg(out.join(&name));
+            if pie {
+                build.arg("-buildmode=pie");
+            }
             if stripped {
                 build.arg("-ldflags=-s -w");
             }

@@ -62,8 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         };
         let mut progress = Progress::new(&mut writer, args.duration);
-        let (end, _detached_on_drop) =
-            drain(probes, target.pid, &target.binary, &mut progress, stop).await?;
+        let (end, _detached_on_drop) = drain(probes, &target, &mut progress, stop).await?;
         progress.bar.finish_and_clear();
         anyhow::Ok((end, progress.requests, progress.events))
     })?;

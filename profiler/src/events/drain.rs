@@ -16,7 +16,7 @@ use crate::{
     events::decode::{decode, Event},
     events::join::Join,
     events::mappings::Mappings,
-    target::symbols::GoBinary,
+    target::{symbols::GoBinary, Target},
 };
 
 /// How often the ring buffer is drained besides when the kernel wakes userspace (once per
@@ -92,21 +92,22 @@ impl Consumer for Writer {
     }
 }
 
-/// Hands every event of `probes` to `consumer` until `stop` resolves or process `pid`
-/// exits; drains what is left, hands over the end record and returns it, with the links
-/// to drop to detach. Stacks are
-/// symbolized with `binary` as they come, each handed over once before its first use.
+/// Hands every event of `probes` to `consumer` until `stop` resolves or `target`'s
+/// process exits; drains what is left, hands over the end record and returns it, with
+/// the links to drop to detach. Stacks are symbolized with the target's binary (its
+/// load bias taken off) as they come, each handed over once before its first use.
 pub async fn drain(
     probes: Probes,
-    pid: u32,
-    binary: &GoBinary,
+    target: &Target,
     consumer: &mut impl Consumer,
     stop: impl Future<Output = StopReason>,
 ) -> Result<(End, Links), RecordError> {
+    let pid = target.pid;
     let mut out = Output {
         consumer,
         stacks: Stacks {
-            binary,
+            binary: &target.binary,
+            load_bias: target.load_bias,
             mappings: Mappings::new(pid),
             ids: HashMap::new(),
         },
@@ -190,6 +191,7 @@ const MAX_STACKS: usize = 100_000;
 /// Stacks already handed over, by their addresses.
 struct Stacks<'a> {
     binary: &'a GoBinary,
+    load_bias: u64,
     mappings: Mappings,
     ids: HashMap<Vec<u64>, u32>,
 }
@@ -209,13 +211,15 @@ impl Stacks<'_> {
         let id = self.ids.len() as u32;
         let frames = stack
             .iter()
-            .map(|pc| match self.binary.function_at(*pc) {
-                Some(f) => f.name.clone(),
-                None => match self.mappings.name(*pc) {
-                    Some(name) => name.to_owned(),
-                    None => format!("{pc:#x}"),
+            .map(
+                |pc| match self.binary.function_at(pc.wrapping_sub(self.load_bias)) {
+                    Some(f) => f.name.clone(),
+                    None => match self.mappings.name(*pc) {
+                        Some(name) => name.to_owned(),
+                        None => format!("{pc:#x}"),
+                    },
                 },
-            })
+            )
             .collect();
         consumer.consume(Record::Stack(Stack { id, frames }))?;
         self.ids.insert(stack, id);

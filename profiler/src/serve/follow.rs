@@ -80,7 +80,7 @@ pub async fn follow(
         let _ = stop.await;
         StopReason::Signal
     };
-    match drain(probes, pid, &target.binary, &mut consumer, stopped).await {
+    match drain(probes, &target, &mut consumer, stopped).await {
         Ok((end, links)) => {
             // Off this thread: other processes' events keep flowing meanwhile.
             let _ = tokio::task::spawn_blocking(move || drop(links)).await;

@@ -54,6 +54,10 @@ pub struct Target {
     pub exe: PathBuf,
     /// Its symbols and Go version (shared: a restarted process runs the same binary).
     pub binary: Arc<GoBinary>,
+    /// Where the process loaded its executable, less the addresses the file names: 0
+    /// for a Go executable linked at fixed addresses, the load address of a
+    /// position-independent one (`-buildmode=pie`).
+    pub load_bias: u64,
 }
 
 impl Target {
@@ -82,7 +86,14 @@ impl Target {
                 binary
             }
         };
-        Ok(Self { pid, exe, binary })
+        let load_bias = load_bias(pid, meta.ino(), &binary);
+        debug!(pid, load_bias, "executable's load bias");
+        Ok(Self {
+            pid,
+            exe,
+            binary,
+            load_bias,
+        })
     }
 
     /// What reports call it: the executable's file name, and `:PORT` when its command
@@ -110,9 +121,11 @@ impl Target {
     /// environment (honoured by Go 1.21+; earlier runtimes overwrite it at init); else
     /// Go's default.
     pub fn mem_profile_rate(&self) -> (u64, &'static str) {
-        if let Some((rate, source)) = self
-            .mem_profile_rate_address()
-            .and_then(|(address, source)| Some((self.read_u64(address)?, source)))
+        if let Some((rate, source)) =
+            self.mem_profile_rate_address()
+                .and_then(|(address, source)| {
+                    Some((self.read_u64(address.wrapping_add(self.load_bias))?, source))
+                })
         {
             return (rate, source);
         }
@@ -130,8 +143,7 @@ impl Target {
         global_compared_with_one(self.binary.code(&f), f.address).map(|a| (a, "machine code"))
     }
 
-    /// A `u64` of the process's memory at `address` (a non-PIE Go binary's addresses are
-    /// absolute).
+    /// A `u64` of the process's memory at `address`.
     fn read_u64(&self, address: u64) -> Option<u64> {
         let mem = File::open(format!("/proc/{}/mem", self.pid)).ok()?;
         let mut buf = [0u8; 8];
@@ -152,6 +164,30 @@ impl Target {
             .find_map(|var| var.strip_prefix(b"GODEBUG="))?;
         godebug_value(&String::from_utf8_lossy(godebug), key)
     }
+}
+
+/// The load bias of process `pid`'s executable (inode `inode`): where /proc/PID/maps
+/// shows the file's code mapped, less where `binary` says that code lies. 0 when the
+/// maps cannot be read (a process gone: nothing is attributed then anyway).
+fn load_bias(pid: u32, inode: u64, binary: &GoBinary) -> u64 {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    let Some(f) = binary.first_function() else {
+        return 0;
+    };
+    maps.lines()
+        .find_map(|line| {
+            // start-end perms offset dev inode path
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (range, offset, ino) = (fields.first()?, fields.get(2)?, fields.get(4)?);
+            let (start, end) = range.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            let end = u64::from_str_radix(end, 16).ok()?;
+            let offset = u64::from_str_radix(offset, 16).ok()?;
+            let inside = (offset..offset + (end - start)).contains(&f.file_offset);
+            (ino.parse() == Ok(inode) && inside)
+                .then(|| (start + (f.file_offset - offset)).wrapping_sub(f.address))
+        })
+        .unwrap_or(0)
 }
 
 /// The value of `--secure-port` in a command line (`--secure-port=N` or `--secure-port N`;

@@ -91,6 +91,11 @@ impl GoBinary {
         })
     }
 
+    /// The function at the lowest address.
+    pub fn first_function(&self) -> Option<&Function> {
+        self.functions.first()
+    }
+
     /// The Go version the binary was built with.
     pub fn go_version(&self) -> GoVersion {
         self.version
