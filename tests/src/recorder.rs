@@ -25,7 +25,12 @@ impl Recording {
 
     /// [`Recording::start`] with more `apiprof record` flags (e.g. `--no-alloc`).
     pub fn start_with_args(pid: u32, output: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(apiprof_bin())
+        Self::start_command(Command::new(apiprof_bin()), pid, output, args)
+    }
+
+    /// [`Recording::start_with_args`] of a prepared apiprof command (in a sandbox).
+    pub fn start_command(mut command: Command, pid: u32, output: &Path, args: &[&str]) -> Self {
+        let mut child = command
             .args([
                 "record",
                 "--pid",

@@ -258,3 +258,83 @@ fn check(result: libc::c_int) -> io::Result<()> {
         Ok(())
     }
 }
+
+/// Makes `command` run as on a node whose kernel has no BTF and where neither tracefs
+/// nor debugfs is mounted: in its own mount namespace, with empty file systems over
+/// `/sys/kernel/btf`, `/sys/kernel/tracing` and `/sys/kernel/debug`.
+pub fn without_btf_or_tracefs(command: &mut Command) {
+    // SAFETY: between fork and exec the closure only makes system calls on static
+    // strings; it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            let root = (c"/", libc::MS_REC | libc::MS_PRIVATE);
+            check(libc::mount(
+                std::ptr::null(),
+                root.0.as_ptr(),
+                std::ptr::null(),
+                root.1,
+                std::ptr::null(),
+            ))?;
+            for hidden in [
+                c"/sys/kernel/btf",
+                c"/sys/kernel/tracing",
+                c"/sys/kernel/debug",
+            ] {
+                let tmpfs = c"tmpfs".as_ptr();
+                check(libc::mount(
+                    tmpfs,
+                    hidden.as_ptr(),
+                    tmpfs,
+                    0,
+                    std::ptr::null(),
+                ))?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Makes every `bpf(BPF_PROG_LOAD)` of `command` fail with `EINVAL`, as a kernel built
+/// without a program type answers: a seccomp filter that lets every other call pass.
+pub fn refusing_program_loads(command: &mut Command) {
+    const BPF_PROG_LOAD: u32 = 5;
+    // seccomp_data: the call number at offset 0, the first argument's low half at 16.
+    let statement = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump_unless = |k: u32, skip: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: 0,
+        jf: skip,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let filter = [
+        statement(load, 0),
+        jump_unless(libc::SYS_bpf as u32, 3),
+        statement(load, 16),
+        jump_unless(BPF_PROG_LOAD, 1),
+        statement(ret, libc::SECCOMP_RET_ERRNO | libc::EINVAL as u32),
+        statement(ret, libc::SECCOMP_RET_ALLOW),
+    ];
+    // SAFETY: between fork and exec the closure only makes one system call on the
+    // filter, copied into the closure before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            check(libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER,
+                &program as *const libc::sock_fprog,
+            ))
+        });
+    }
+}

@@ -326,7 +326,7 @@ fn tracefs() -> anyhow::Result<()> {
     if Path::new("/sys/kernel/tracing/events").exists() {
         return Ok(());
     }
-    say("mounting tracefs on /sys/kernel/tracing (tracepoints need it)");
+    say("mounting tracefs on /sys/kernel/tracing (the tests read the kernel's uprobe list there)");
     cmd::run(Command::new("mount").args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"]))
 }
 

@@ -27,6 +27,9 @@ use crate::{
 /// The eBPF object built by build.rs from `profiler-ebpf`.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"));
 
+/// What the kernel must offer, as errors name it.
+const KERNEL_NEEDS: &str = "apiprof needs root (CAP_SYS_ADMIN) and Linux 5.8 or later built with eBPF uprobe and perf-event programs, ring buffers and global data (CONFIG_BPF_SYSCALL, CONFIG_BPF_EVENTS, CONFIG_UPROBE_EVENTS)";
+
 /// Loading or attaching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -36,12 +39,25 @@ pub enum LoadError {
     /// No offsets for the binary's Go version.
     #[error(transparent)]
     Offsets(#[from] OffsetsError),
-    /// The kernel refused the object (the verifier log is inside).
-    #[error("loading the eBPF programs: {source}; apiprof needs root (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON) and a kernel with BTF (/sys/kernel/btf/vmlinux)")]
+    /// The kernel refused the object (its maps, or the probes aya makes of what the
+    /// kernel supports).
+    #[error("loading the eBPF object: {source}; {}", KERNEL_NEEDS)]
     Load {
-        /// aya's error, with the verifier log.
+        /// aya's error.
         #[source]
         source: EbpfError,
+    },
+    /// The kernel refused one program: its type, a helper it calls, or the verifier.
+    #[error(
+        "the kernel refused to load the eBPF program {program}: {source}; {}",
+        KERNEL_NEEDS
+    )]
+    ProgramLoad {
+        /// The eBPF program.
+        program: &'static str,
+        /// aya's error, with the verifier log.
+        #[source]
+        source: Box<ProgramError>,
     },
     /// A program could not be loaded or attached.
     #[error("attaching {program} to {function} in {binary}: {source}; apiprof needs root (CAP_SYS_ADMIN for uprobes, CAP_SYS_PTRACE for another's process) and the process still running")]
@@ -261,7 +277,10 @@ fn attach(
         .try_into()
         .map_err(|e| attach_err(&found[0].name, e))?;
     if uprobe.fd().is_err() {
-        uprobe.load().map_err(|e| attach_err(&found[0].name, e))?;
+        uprobe.load().map_err(|e| LoadError::ProgramLoad {
+            program,
+            source: Box::new(e),
+        })?;
     }
     let proc_exe = PathBuf::from(format!("/proc/{}/exe", target.pid));
     let mut attached = Vec::new();
@@ -348,9 +367,10 @@ fn attach_cpu_sampler(ebpf: &mut Ebpf, period_ns: u64) -> Result<(), LoadError> 
         })?
         .try_into()
         .map_err(|e| sampler("loading cpu_sample", Box::new(e)))?;
-    program
-        .load()
-        .map_err(|e| sampler("loading cpu_sample", Box::new(e)))?;
+    program.load().map_err(|e| LoadError::ProgramLoad {
+        program: "cpu_sample",
+        source: Box::new(e),
+    })?;
     let cpus = online_cpus().map_err(|(_, e)| sampler("listing online CPUs", Box::new(e)))?;
     for cpu in &cpus {
         program

@@ -109,7 +109,10 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(load) = e.downcast_ref::<LoadError>() {
             return matches!(
                 load,
-                LoadError::Load { .. } | LoadError::Attach { .. } | LoadError::Sampler { .. }
+                LoadError::Load { .. }
+                    | LoadError::ProgramLoad { .. }
+                    | LoadError::Attach { .. }
+                    | LoadError::Sampler { .. }
             );
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
