@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use apiprof_tests::apiprof_bin;
+use apiprof_tests::{apiprof_bin, fixtures_dir, goserver::GoServer};
 
 fn record(pid: u32) -> (i32, String) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -33,6 +33,26 @@ fn recording_a_process_that_is_not_go_names_the_cause() {
     let _ = sleeper.wait();
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("is not a Go binary"), "{stderr}");
+}
+
+/// A stripped Go server whose section headers were removed after linking (as `sstrip`
+/// and packers do) still runs, but its Go tables cannot be found: refused, naming why.
+#[test]
+fn recording_a_go_binary_without_section_headers_names_the_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = dir.path().join("goserver-sstripped");
+    let mut elf = std::fs::read(fixtures_dir().join("goserver-go1.27-stripped")).expect("fixture");
+    // ELF64 header: e_shoff (8 bytes at 0x28), e_shnum and e_shstrndx (2 each at 0x3c).
+    elf[0x28..0x30].fill(0);
+    elf[0x3c..0x40].fill(0);
+    std::fs::write(&binary, elf).expect("writing the copy");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let server = GoServer::start_path(&binary, &[]);
+    let (code, stderr) = record(server.pid());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("has no section headers"), "{stderr}");
+    assert!(stderr.contains("as `go build` wrote it"), "{stderr}");
 }
 
 #[test]
@@ -121,7 +141,7 @@ fn a_cpu_rate_out_of_range_or_a_report_that_cannot_be_drawn_names_the_fix() {
 /// not there.
 #[tokio::test]
 async fn what_the_machine_refuses_exits_1_naming_the_fix() {
-    let server = apiprof_tests::goserver::GoServer::start("goserver-go1.27");
+    let server = GoServer::start("goserver-go1.27");
     let dir = tempfile::tempdir().expect("temp dir");
     let capture = dir.path().join("capture.jsonl");
     // Root, but with no capability: as a container that dropped them all.

@@ -25,6 +25,12 @@ pub enum SymbolError {
         #[source]
         source: object::Error,
     },
+    /// The section headers were removed after linking: Go's tables cannot be found.
+    #[error("{} has no section headers (removed after linking, by sstrip or a packer), so its Go build info and function table (.go.buildinfo, .gopclntab) cannot be found; use the binary as `go build` wrote it (`-ldflags=\"-s -w\"` is fine)", path.display())]
+    NoSections {
+        /// The executable.
+        path: PathBuf,
+    },
     /// No Go build info: not built by the Go toolchain.
     #[error("{} is not a Go binary (no .go.buildinfo section or build-info magic); apiprof observes Go HTTP servers such as kube-apiserver", path.display())]
     NotGo {

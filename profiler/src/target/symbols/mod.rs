@@ -157,6 +157,9 @@ fn inspect(
         source,
     })?;
     let map = AddressMap::new(&file);
+    if object::Object::sections(&file).next().is_none() {
+        return Err(SymbolError::NoSections { path: path_buf() });
+    }
 
     let info = elf::section(&file, &[".go.buildinfo"])
         .ok_or_else(|| SymbolError::NotGo { path: path_buf() })?;
