@@ -78,6 +78,25 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
         stderr.contains("not an apiprof capture record") && stderr.contains(":1:"),
         "{stderr}"
     );
+
+    // From a newer apiprof, whose header this one may not even parse: the fix is that
+    // apiprof, not recording again.
+    std::fs::write(
+        &file,
+        "{\"type\":\"header\",\"format_version\":2,\"new\":{}}\n",
+    )
+    .unwrap();
+    let out = Command::new(apiprof_bin())
+        .arg("report")
+        .arg(&file)
+        .output()
+        .expect("running apiprof");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("written by a newer apiprof (capture format 2; this apiprof reads format 1): report it with the apiprof that recorded it, or a newer one"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -195,7 +195,7 @@ pub enum CaptureError {
         source: serde_json::Error,
     },
     /// The first record is not a header, or is of another format version.
-    #[error("{path}: {reason}; record it again with this apiprof")]
+    #[error("{path}: {reason}")]
     Format {
         /// The capture file.
         path: PathBuf,
@@ -297,10 +297,25 @@ impl Reader {
             source,
         })?;
         let mut lines = BufReader::new(file).lines().enumerate().peekable();
+        // The version first: a newer format's header may not parse as this one's.
+        if let Some((_, Ok(first))) = lines.peek() {
+            let version = serde_json::from_str::<serde_json::Value>(first)
+                .ok()
+                .and_then(|v| v.get("format_version")?.as_u64());
+            if let Some(version) = version.filter(|v| *v > u64::from(FORMAT_VERSION)) {
+                return Err(format(format!(
+                    "written by a newer apiprof (capture format {version}; this apiprof reads format {FORMAT_VERSION}): report it with the apiprof that recorded it, or a newer one"
+                )));
+            }
+        }
+        let record_again = "; record it again with this apiprof";
         let header = match next_record(path, &mut lines)? {
             Some(Record::Header(header)) => header,
-            Some(_) => return Err(format("the first record is not a header".into())),
-            None => return Err(format("the file is empty".into())),
+            Some(_) => {
+                let reason = format!("the first record is not a header{record_again}");
+                return Err(format(reason));
+            }
+            None => return Err(format(format!("the file is empty{record_again}"))),
         };
         let reader = Self {
             path: path.to_owned(),
@@ -309,7 +324,7 @@ impl Reader {
         };
         if reader.header.format_version != FORMAT_VERSION {
             return Err(format(format!(
-                "format version {} (this apiprof reads {FORMAT_VERSION})",
+                "capture format {} (this apiprof reads format {FORMAT_VERSION}){record_again}",
                 reader.header.format_version
             )));
         }
