@@ -55,6 +55,36 @@ fn recording_a_go_binary_without_section_headers_names_the_cause() {
     assert!(stderr.contains("as `go build` wrote it"), "{stderr}");
 }
 
+/// A Go newer than every toolchain the offsets were measured on (a Go 1.27 build whose
+/// version strings say 1.28): its structures may have moved, so it is refused.
+#[test]
+fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = dir.path().join("goserver-go1.28");
+    let elf = std::fs::read(fixtures_dir().join("goserver-go1.27")).expect("fixture");
+    let (from, to) = (b"go1.27.", b"go1.28.");
+    let mut newer = elf.clone();
+    let mut found = 0;
+    for at in 0..elf.len() - from.len() {
+        if &elf[at..at + from.len()] == from {
+            newer[at..at + to.len()].copy_from_slice(to);
+            found += 1;
+        }
+    }
+    assert!(found > 0, "no Go version string in the fixture");
+    std::fs::write(&binary, newer).expect("writing the copy");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let server = GoServer::start_path(&binary, &[]);
+    let (code, stderr) = record(server.pid());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("newer than every Go the offsets table was measured on")
+            && stderr.contains("cargo xtask offsets"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn recording_a_pid_that_does_not_exist_names_the_cause() {
     let (code, stderr) = record(u32::MAX / 2);

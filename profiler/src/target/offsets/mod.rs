@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use profiler_common::offsets::{map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW};
 use serde::Deserialize;
+use tracing::{debug, warn};
 
 use crate::target::symbols::GoVersion;
 
@@ -30,6 +31,15 @@ pub enum OffsetsError {
         /// The oldest version the table knows for the field.
         oldest: String,
     },
+    /// The binary's Go is newer than every toolchain the table was made with: its
+    /// structures may have moved.
+    #[error("the binary was built with Go {version}, newer than every Go the offsets table was measured on (up to {newest}): its structures may have moved, and apiprof will not guess; add that Go to `cargo xtask setup` and run `cargo xtask offsets`")]
+    TooNew {
+        /// The binary's Go version.
+        version: GoVersion,
+        /// The newest toolchain in the table.
+        newest: String,
+    },
     /// A field moved past the bytes the probes copy of its struct (a newer Go).
     #[error("{field} is at byte {offset}, past the {window} bytes apiprof copies; raise the window in profiler-common/src/offsets.rs")]
     OutsideWindow {
@@ -51,6 +61,8 @@ pub enum OffsetsError {
 #[derive(Deserialize)]
 struct Table {
     fields: BTreeMap<String, Vec<Entry>>,
+    /// The toolchains it was measured on ("go1.27.3"), oldest first.
+    toolchains: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +76,24 @@ struct Entry {
 pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
     let table: Table =
         serde_json::from_str(TABLE).map_err(|source| OffsetsError::Malformed { source })?;
+    let newest = table
+        .toolchains
+        .iter()
+        .filter_map(|t| Some((since(t.strip_prefix("go")?), t)))
+        .max();
+    if let Some((release, name)) = newest.filter(|(r, _)| (version.major, version.minor) > *r) {
+        debug!(?release, "newest Go the offsets were measured on");
+        return Err(OffsetsError::TooNew {
+            version,
+            newest: name.clone(),
+        });
+    }
+    if let Some((older, newer, moved)) = unmeasured_moves(&table, version) {
+        warn!(
+            %version, older, newer, ?moved,
+            "Go {version} was not among the toolchains the offsets table was measured on, and these fields moved between {older} and {newer}: apiprof assumes {older}'s layout; add Go {version} to `cargo xtask setup` and run `cargo xtask offsets` to be sure"
+        );
+    }
     // The field's offset in this Go, or `None` when this Go has no such field.
     let optional = |field: &'static str| -> Result<Option<u64>, OffsetsError> {
         let history = table
@@ -192,6 +222,35 @@ fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
 }
 
 /// "1.24" -> (1, 24); anything unparsable sorts last, so it is never chosen.
+/// For a Go release between two the table was measured on: those two, and the fields
+/// whose offsets differ between them (one of them moved somewhere in between).
+fn unmeasured_moves(table: &Table, version: GoVersion) -> Option<(String, String, Vec<&str>)> {
+    let release = (version.major, version.minor);
+    let measured: Vec<((u32, u32), &String)> = table
+        .toolchains
+        .iter()
+        .filter_map(|t| Some((since(t.strip_prefix("go")?), t)))
+        .collect();
+    let older = measured.iter().filter(|(r, _)| *r < release).max()?;
+    let newer = measured.iter().filter(|(r, _)| *r > release).min()?;
+    if measured.iter().any(|(r, _)| *r == release) {
+        return None;
+    }
+    let at = |history: &[Entry], r: (u32, u32)| {
+        history
+            .iter()
+            .rfind(|e| since(&e.since) <= r)
+            .and_then(|e| e.offset)
+    };
+    let moved: Vec<&str> = table
+        .fields
+        .iter()
+        .filter(|(_, history)| at(history, older.0) != at(history, newer.0))
+        .map(|(field, _)| field.as_str())
+        .collect();
+    (!moved.is_empty()).then(|| (older.1.clone(), newer.1.clone(), moved))
+}
+
 fn since(s: &str) -> (u32, u32) {
     let mut parts = s.split('.').map(|p| p.parse().unwrap_or(u32::MAX));
     (
@@ -243,6 +302,23 @@ mod tests {
             (o24.hmap_buckets, o24.swiss_dir_ptr, o24.swiss_dir_len),
             (0, 16, 24)
         );
+    }
+
+    #[test]
+    fn go_newer_than_the_table_is_refused_and_between_its_toolchains_is_flagged() {
+        let err = for_version(go(28)).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "Go 1.28.0, newer than every Go the offsets table was measured on (up to go1.27.3)"
+            ),
+            "{err}"
+        );
+        let table: Table = serde_json::from_str(TABLE).unwrap();
+        let (older, newer, moved) = unmeasured_moves(&table, go(25)).expect("moves");
+        assert_eq!((older.as_str(), newer.as_str()), ("go1.24.4", "go1.27.3"));
+        assert!(moved.contains(&"net/url.URL.RawQuery"), "{moved:?}");
+        assert_eq!(unmeasured_moves(&table, go(27)), None);
+        assert!(for_version(go(25)).is_ok());
     }
 
     #[test]
