@@ -1,7 +1,7 @@
 //! Every request a Go HTTPS server serves is attributed exactly: per request line and
 //! HTTP version, and per client, verb, resource and resourceVersion semantics with its
 //! status codes and response bytes, and to the client's address; on every fixture build
-//! (Go 1.19, 1.24 and 1.27, stripped and not; Go 1.27 position-independent too), over
+//! (Go 1.19, 1.24, 1.26 and 1.27, stripped and not; Go 1.27 position-independent too), over
 //! HTTP/1.1 and HTTP/2. Root only: loads real eBPF programs.
 
 use apiprof_tests::{
@@ -76,6 +76,16 @@ async fn attributes_every_request_on_go_1_24() {
 #[tokio::test]
 async fn attributes_every_request_on_go_1_24_stripped() {
     attributes_every_request("goserver-go1.24-stripped").await;
+}
+
+#[tokio::test]
+async fn attributes_every_request_on_go_1_26() {
+    attributes_every_request("goserver-go1.26").await;
+}
+
+#[tokio::test]
+async fn attributes_every_request_on_go_1_26_stripped() {
+    attributes_every_request("goserver-go1.26-stripped").await;
 }
 
 #[tokio::test]

@@ -77,9 +77,14 @@ pub fn run() -> anyhow::Result<Env> {
     bpf_linker(&cache)?;
     let sid = pinned(&SID, &cache, &root)?;
     let prometheus = pinned(&PROMETHEUS, &cache, &root)?;
+    let go_1_26 = pinned(&GO_1_26, &cache, &root)?;
     let go = vec![
         go_bookworm()?,
         go_trixie(&cache)?,
+        GoToolchain {
+            version: "1.26",
+            goroot: go_1_26.join("usr/lib/go-1.26"),
+        },
         GoToolchain {
             version: "1.27",
             goroot: sid.join("usr/lib/go-1.27"),
@@ -147,6 +152,18 @@ const PROMETHEUS: PinnedSet = PinnedSet {
     roots: &["prometheus", "promtool"],
     keep: |name| name == "prometheus" || name == "promtool",
     then_check: "the prometheus_tooling test still passes",
+};
+
+/// Debian sid's Go 1.26: one more toolchain the offsets table is measured on, between
+/// trixie's 1.24 and 1.27: `url.URL.RawQuery`, `runtime.g.goid` and `runtime.m.curg` all moved by 1.26.
+const GO_1_26: PinnedSet = PinnedSet {
+    suite: "sid",
+    lock: "xtask/go-1.26.lock",
+    folder: "go-1.26",
+    what: "Debian sid's Go 1.26 into the cache (about 60 MB)",
+    roots: &["golang-1.26-go"],
+    keep: |name| name.starts_with("golang-1.26"),
+    then_check: "`cargo xtask offsets` still runs",
 };
 
 /// `set`'s packages at the versions in its lock, unpacked into the cache; returns their
