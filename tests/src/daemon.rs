@@ -147,6 +147,16 @@ impl Drop for Daemon {
     }
 }
 
+/// The files in a daemon's capture directory, by name (oldest first).
+pub fn capture_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("the capture directory")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
 /// The samples of metric `name` in a Prometheus text exposition: (labels, value).
 pub fn samples(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
     text.lines()

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use apiprof_tests::{
     apiserver::ApiServer,
-    daemon::{samples, Daemon},
+    daemon::{capture_files, samples, Daemon},
     goserver::GoServer,
     kube,
     load::{distinct_user_agents, Http},
@@ -188,16 +188,6 @@ async fn client_ips_map_to_their_pods_and_workloads() {
     );
     // Report dimensions, never metric labels.
     assert!(!daemon.get("/metrics").await.contains("client_pod"));
-}
-
-/// The files in the daemon's capture directory, by name (oldest first).
-fn capture_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("the capture directory")
-        .map(|e| e.expect("an entry").path())
-        .collect();
-    files.sort();
-    files
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Bad input gets a clear error naming the cause and the fix, and exit code 2; what the
 //! machine refuses (privileges, a daemon that is not there) exits 1, also naming the fix.
 
-use std::process::Command;
+use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
 
 use apiprof_tests::{apiprof_bin, fixtures_dir, goserver::GoServer};
 
@@ -25,6 +25,29 @@ fn record(pid: u32) -> (i32, String) {
     )
 }
 
+/// Fixture `build` copied into `dir` as `name`, edited by `edit`, and started.
+fn start_edited(dir: &Path, build: &str, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> GoServer {
+    let binary = dir.join(name);
+    let mut elf = std::fs::read(fixtures_dir().join(build)).expect("fixture");
+    edit(&mut elf);
+    std::fs::write(&binary, elf).expect("writing the copy");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    GoServer::start_path(&binary, &[])
+}
+
+/// `apiprof report FILE`'s exit code and standard error.
+fn report_file(file: &Path) -> (Option<i32>, String) {
+    let out = Command::new(apiprof_bin())
+        .arg("report")
+        .arg(file)
+        .output()
+        .expect("running apiprof");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn recording_a_process_that_is_not_go_names_the_cause() {
     let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
@@ -40,15 +63,12 @@ fn recording_a_process_that_is_not_go_names_the_cause() {
 #[test]
 fn recording_a_go_binary_without_section_headers_names_the_cause() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let binary = dir.path().join("goserver-sstripped");
-    let mut elf = std::fs::read(fixtures_dir().join("goserver-go1.27-stripped")).expect("fixture");
-    // ELF64 header: e_shoff (8 bytes at 0x28), e_shnum and e_shstrndx (2 each at 0x3c).
-    elf[0x28..0x30].fill(0);
-    elf[0x3c..0x40].fill(0);
-    std::fs::write(&binary, elf).expect("writing the copy");
-    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let server = GoServer::start_path(&binary, &[]);
+    let edit = |elf: &mut Vec<u8>| {
+        // ELF64 header: e_shoff (8 bytes at 0x28), e_shnum and e_shstrndx (2 each at 0x3c).
+        elf[0x28..0x30].fill(0);
+        elf[0x3c..0x40].fill(0);
+    };
+    let server = start_edited(dir.path(), "goserver-go1.27-stripped", "sstripped", edit);
     let (code, stderr) = record(server.pid());
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("has no section headers"), "{stderr}");
@@ -60,22 +80,17 @@ fn recording_a_go_binary_without_section_headers_names_the_cause() {
 #[test]
 fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let binary = dir.path().join("goserver-go1.28");
-    let elf = std::fs::read(fixtures_dir().join("goserver-go1.27")).expect("fixture");
-    let (from, to) = (b"go1.27.", b"go1.28.");
-    let mut newer = elf.clone();
-    let mut found = 0;
-    for at in 0..elf.len() - from.len() {
-        if &elf[at..at + from.len()] == from {
-            newer[at..at + to.len()].copy_from_slice(to);
-            found += 1;
+    let edit = |elf: &mut Vec<u8>| {
+        let (from, to) = (b"go1.27.", b"go1.28.");
+        let at: Vec<usize> = (0..elf.len() - from.len())
+            .filter(|&at| &elf[at..at + from.len()] == from)
+            .collect();
+        assert!(!at.is_empty(), "no Go version string in the fixture");
+        for at in at {
+            elf[at..at + to.len()].copy_from_slice(to);
         }
-    }
-    assert!(found > 0, "no Go version string in the fixture");
-    std::fs::write(&binary, newer).expect("writing the copy");
-    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let server = GoServer::start_path(&binary, &[]);
+    };
+    let server = start_edited(dir.path(), "goserver-go1.27", "goserver-go1.28", edit);
     let (code, stderr) = record(server.pid());
     assert_eq!(code, 2, "{stderr}");
     assert!(
@@ -97,13 +112,8 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "hello\n").unwrap();
-    let out = Command::new(apiprof_bin())
-        .arg("report")
-        .arg(&file)
-        .output()
-        .expect("running apiprof");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = report_file(&file);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("not an apiprof capture record") && stderr.contains(":1:"),
         "{stderr}"
@@ -116,13 +126,8 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
         "{\"type\":\"header\",\"format_version\":2,\"new\":{}}\n",
     )
     .unwrap();
-    let out = Command::new(apiprof_bin())
-        .arg("report")
-        .arg(&file)
-        .output()
-        .expect("running apiprof");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = report_file(&file);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("written by a newer apiprof (capture format 2; this apiprof reads format 1): report it with the apiprof that recorded it, or a newer one"),
         "{stderr}"

@@ -6,7 +6,7 @@
 use std::{path::Path, time::Duration};
 
 use apiprof_tests::{
-    daemon::{samples, Daemon},
+    daemon::{capture_files, samples, Daemon},
     fixtures_dir,
     goserver::GoServer,
     load::{self, truth, Http, BY_CLIENT},
@@ -22,15 +22,6 @@ fn install(build: &str, path: &Path) {
     let staged = path.with_extension("new");
     std::fs::copy(fixtures_dir().join(build), &staged).expect("copying the fixture");
     std::fs::rename(&staged, path).expect("renaming it into place");
-}
-
-fn capture_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("capture dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files
 }
 
 fn records(file: &Path) -> Vec<serde_json::Value> {
