@@ -7,13 +7,11 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     /// Parses a raw query string (without the `?`).
     pub fn parse(raw: &str) -> Self {
+        // `+` is a space; malformed escapes stay as they are and bytes that are not
+        // UTF-8 become U+FFFD, so no query fails to parse.
         Self(
-            raw.split('&')
-                .filter(|pair| !pair.is_empty())
-                .map(|pair| {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    (decode(key), decode(value))
-                })
+            form_urlencoded::parse(raw.as_bytes())
+                .map(|(key, value)| (key.into_owned(), value.into_owned()))
                 .collect(),
         )
     }
@@ -32,32 +30,6 @@ impl Query {
     }
 }
 
-/// Percent-decodes `s`, with `+` as a space; malformed escapes are kept as they are.
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    char::from(digit).to_digit(16).map(|d| d as u8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +44,13 @@ mod tests {
         assert_eq!(q.get("x"), Some("%zz"));
         assert_eq!(q.get("missing"), None);
         assert_eq!(Query::parse("a=%4"), Query(vec![("a".into(), "%4".into())]));
+    }
+
+    #[test]
+    fn escapes_that_are_not_utf8_decode_lossily() {
+        let q = Query::parse("a=%ff%C3%A9&%=%%&b=%e2%82");
+        assert_eq!(q.get("a"), Some("\u{fffd}é"));
+        assert_eq!(q.get("%"), Some("%%"));
+        assert_eq!(q.get("b"), Some("\u{fffd}"));
     }
 }
