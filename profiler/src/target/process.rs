@@ -93,6 +93,8 @@ impl Target {
             .exe
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        // Not procfs's `cmdline()`: it refuses a command line that is not UTF-8, and drops
+        // empty arguments (`--secure-port ""` is an empty port, not the next argument).
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
@@ -146,11 +148,12 @@ impl Target {
 
     /// A `GODEBUG` setting from the process's environment.
     fn godebug(&self, key: &str) -> Option<String> {
-        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
-        let godebug = environ
-            .split(|b| *b == 0)
-            .find_map(|var| var.strip_prefix(b"GODEBUG="))?;
-        godebug_value(&String::from_utf8_lossy(godebug), key)
+        let environ = procfs::process::Process::new(i32::try_from(self.pid).ok()?)
+            .ok()?
+            .environ()
+            .ok()?;
+        let godebug = environ.get(std::ffi::OsStr::new("GODEBUG"))?;
+        godebug_value(&godebug.to_string_lossy(), key)
     }
 }
 
