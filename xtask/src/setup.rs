@@ -25,7 +25,8 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub struct Env {
     /// The workspace root.
     pub root: PathBuf,
-    /// Cargo's target directory: `CARGO_TARGET_DIR`, else `target` in the root.
+    /// Cargo's target directory, as `cargo metadata` names it (`CARGO_TARGET_DIR`,
+    /// `build.target-dir` in a cargo config, else `target` in the root).
     pub target: PathBuf,
     /// Where downloaded toolchains and build outputs that outlive a clone are kept.
     pub cache: PathBuf,
@@ -89,13 +90,29 @@ pub fn run() -> anyhow::Result<Env> {
     musl_target()?;
     bookworm_packages()?;
     Ok(Env {
-        target: env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from),
+        target: target_dir(&root)?,
         root,
         cache,
         go,
         sid,
         prometheus,
     })
+}
+
+/// The workspace's target directory, as cargo resolves it.
+fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let metadata = cmd::output(Command::new("cargo").current_dir(root).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).context("parsing `cargo metadata`")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("`cargo metadata` names no target_directory")
 }
 
 /// Debian packages pinned by a lock file in the repository ("name version" lines) and
