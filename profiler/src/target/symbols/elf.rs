@@ -98,8 +98,7 @@ impl AddressMap {
         Self { mappings }
     }
 
-    /// A map of `(address, size, offset)` segments, for tests.
-    #[cfg(test)]
+    /// A map of `(address, size, offset)` segments, for tests and fuzzing.
     pub fn from_segments(segments: &[(u64, u64, u64)]) -> Self {
         let mappings = segments
             .iter()
