@@ -8,22 +8,28 @@ use profiler_common::{event::RINGBUF_BYTES, offsets::GoOffsets};
 
 use crate::header_map::SLOTS_BYTES;
 
-/// Events for userspace, in the order they were reserved (one order across CPUs).
+/// Entries of the per-CPU arrays below: one, as each is a per-CPU variable (a counter or
+/// a buffer) read and written at index 0, and userspace sums or ignores the CPUs' copies.
+const PER_CPU_VARIABLE: u32 = 1;
+
+/// Events for userspace, in the order they were reserved (one order across CPUs);
+/// [`RINGBUF_BYTES`] says why that size.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 
 /// Events each CPU submitted (index 0), for waking userspace every so many.
 #[map]
-pub static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static SUBMITTED: PerCpuArray<u64> = PerCpuArray::with_max_entries(PER_CPU_VARIABLE, 0);
 
 /// Events that found the ring buffer full (index 0); userspace reports the sum.
 #[map]
-pub static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static DROPPED: PerCpuArray<u64> = PerCpuArray::with_max_entries(PER_CPU_VARIABLE, 0);
 
 /// Per-CPU room to copy a Go struct, or one bucket or group of a Go map (too large for
 /// the 512-byte stack).
 #[map]
-pub static SCRATCH: PerCpuArray<[u8; SLOTS_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+pub static SCRATCH: PerCpuArray<[u8; SLOTS_BYTES]> =
+    PerCpuArray::with_max_entries(PER_CPU_VARIABLE, 0);
 
 /// The observed process: userspace loads the programs once per process and sets it.
 #[unsafe(no_mangle)]

@@ -5,6 +5,7 @@ mod apt;
 mod cmd;
 mod driver;
 mod fixtures;
+mod fuzz;
 mod image;
 mod manifests;
 mod offsets;
@@ -28,8 +29,21 @@ enum Command {
     Fixtures,
     /// Regenerate the Go struct offsets table from every installed Go toolchain.
     Offsets,
-    /// Run every test: unit tests, then the root-only integration tests.
+    /// Run every test: unit tests, a short run of every fuzz target, then the root-only
+    /// integration tests.
     Test,
+    /// Fuzz the parsers of untrusted bytes (cargo-fuzz, nightly), one target after the
+    /// other, each from its seeds in fuzz/corpus/TARGET; a crash's input is left in
+    /// fuzz/artifacts/TARGET.
+    Fuzz {
+        /// Only this target (repeatable): request, user_agent, event, capture, elf,
+        /// gopclntab, buildinfo, disasm; all if absent.
+        #[arg(long)]
+        target: Vec<String>,
+        /// Executions of each target.
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+    },
     /// Write the container image (a static apiprof on an empty base) as an OCI archive,
     /// target/image/apiprof.oci.tar, without a container engine.
     Image,
@@ -70,6 +84,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fixtures => fixtures::build(&env).map(drop),
         Command::Offsets => offsets::generate(&env),
         Command::Test => test::run(&env),
+        Command::Fuzz { target, runs } => fuzz::run(&env, &target, fuzz::Length::Runs(runs)),
         Command::Image => image::build(&env).map(drop),
         Command::Demo => {
             let out = env.target.join("demo");

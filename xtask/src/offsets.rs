@@ -14,7 +14,7 @@ pub fn generate(env: &Env) -> anyhow::Result<()> {
     let mut outputs = Vec::new();
     for go in &env.go {
         // Built, not `go run`: the generator reads its own DWARF, which `go run` omits.
-        let binary = env.root.join(format!("target/go-offsets-go{}", go.version));
+        let binary = env.target.join(format!("go-offsets-go{}", go.version));
         cmd::run(
             go.command()
                 .current_dir(&generator)

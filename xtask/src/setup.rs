@@ -1,7 +1,8 @@
 //! `cargo xtask setup`: checks first, installs only what is missing, says what it does.
 //!
 //! What a fresh machine of this kind lacks: rust-src for the nightly toolchain,
-//! bpf-linker (built against the nightly toolchain's own libLLVM), Go 1.19 (bookworm's
+//! bpf-linker (built against the nightly toolchain's own libLLVM), cargo-fuzz (the fuzz
+//! targets), Go 1.19 (bookworm's
 //! golang-go), Go 1.24 (trixie's golang-1.24-go and -src), Debian sid's Kubernetes set
 //! and its Prometheus server and promtool (the Debian packages unpacked into the project
 //! cache, never installed system-wide), a mounted tracefs, Chromium (bookworm's own
@@ -21,11 +22,15 @@ use crate::{apt, cmd, image};
 /// The bpf-linker release the eBPF build is pinned to (it must match rustc's LLVM 22).
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+/// The cargo-fuzz release `cargo xtask fuzz` runs the targets with.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 /// What setup provides to the other commands.
 pub struct Env {
     /// The workspace root.
     pub root: PathBuf,
-    /// Cargo's target directory: `CARGO_TARGET_DIR`, else `target` in the root.
+    /// Cargo's target directory, as `cargo metadata` names it (`CARGO_TARGET_DIR`,
+    /// `build.target-dir` in a cargo config, else `target` in the root).
     pub target: PathBuf,
     /// Where downloaded toolchains and build outputs that outlive a clone are kept.
     pub cache: PathBuf,
@@ -75,6 +80,7 @@ pub fn run() -> anyhow::Result<Env> {
 
     rust_src()?;
     bpf_linker(&cache)?;
+    cargo_fuzz()?;
     let sid = pinned(&SID, &cache, &root)?;
     let prometheus = pinned(&PROMETHEUS, &cache, &root)?;
     let go_1_26 = pinned(&GO_1_26, &cache, &root)?;
@@ -94,13 +100,29 @@ pub fn run() -> anyhow::Result<Env> {
     musl_target()?;
     bookworm_packages()?;
     Ok(Env {
-        target: env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from),
+        target: target_dir(&root)?,
         root,
         cache,
         go,
         sid,
         prometheus,
     })
+}
+
+/// The workspace's target directory, as cargo resolves it.
+fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let metadata = cmd::output(Command::new("cargo").current_dir(root).args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+    ]))?;
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata).context("parsing `cargo metadata`")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("`cargo metadata` names no target_directory")
 }
 
 /// Debian packages pinned by a lock file in the repository ("name version" lines) and
@@ -236,6 +258,24 @@ fn rust_src() -> anyhow::Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+fn cargo_fuzz() -> anyhow::Result<()> {
+    let version = cmd::output(Command::new("cargo").args(["fuzz", "--version"]));
+    if version.is_ok_and(|v| v.trim() == format!("cargo-fuzz {CARGO_FUZZ_VERSION}")) {
+        return Ok(());
+    }
+    say(&format!(
+        "installing cargo-fuzz {CARGO_FUZZ_VERSION} (the fuzz targets; about 2 minutes)"
+    ));
+    cmd::run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+        "--force",
+    ]))
 }
 
 fn bpf_linker(cache: &Path) -> anyhow::Result<()> {

@@ -300,13 +300,21 @@ impl Analysis {
         by: &[Dimension],
         filter: Filter,
     ) -> Result<(Self, Option<CaptureError>), CaptureError> {
-        let mut reader = Reader::open(path)?;
+        Ok(Self::of_reader(Reader::open(path)?, by, filter))
+    }
+
+    /// As [`Analysis::of_capture`], of a capture already opened.
+    pub fn of_reader(
+        mut reader: Reader,
+        by: &[Dimension],
+        filter: Filter,
+    ) -> (Self, Option<CaptureError>) {
         let mut analysis = Self::new(reader.header(), by, filter);
         loop {
             match reader.next_record() {
                 Ok(Some(record)) => analysis.record(record),
-                Ok(None) => return Ok((analysis, None)),
-                Err(damage) => return Ok((analysis, Some(damage))),
+                Ok(None) => return (analysis, None),
+                Err(damage) => return (analysis, Some(damage)),
             }
         }
     }

@@ -57,12 +57,12 @@ impl Selector {
 /// How long process `pid` has been running (10 ms resolution: the kernel counts its
 /// start in clock ticks since boot).
 pub fn age(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22 (starttime), counted after the command name's closing parenthesis.
-    let after_name = stat.rsplit_once(')')?.1;
-    let ticks: u64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?
+        .starttime;
+    let hz = procfs::ticks_per_second().max(1);
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -255,7 +255,7 @@ impl Writer {
 }
 
 /// A capture's lines, numbered from 0.
-type Lines = std::iter::Peekable<std::iter::Enumerate<std::io::Lines<BufReader<File>>>>;
+type Lines = std::iter::Peekable<std::iter::Enumerate<std::io::Lines<Box<dyn BufRead + Send>>>>;
 
 /// The record on the next of `lines`; `None` at the end, or for a last line cut
 /// mid-write (no newline), as the writer was killed while writing it.
@@ -288,15 +288,24 @@ pub struct Reader {
 impl Reader {
     /// Opens the capture at `path` and reads its header.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let format = |reason: String| CaptureError::Format {
-            path: path.to_owned(),
-            reason,
-        };
         let file = File::open(path).map_err(|source| CaptureError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let mut lines = BufReader::new(file).lines().enumerate().peekable();
+        Self::from_reader(path, BufReader::new(file))
+    }
+
+    /// Reads the capture `input`, read from `path` (named in errors), and its header.
+    pub fn from_reader(
+        path: &Path,
+        input: impl BufRead + Send + 'static,
+    ) -> Result<Self, CaptureError> {
+        let format = |reason: String| CaptureError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let input: Box<dyn BufRead + Send> = Box::new(input);
+        let mut lines = input.lines().enumerate().peekable();
         // The version first: a newer format's header may not parse as this one's.
         if let Some((_, Ok(first))) = lines.peek() {
             let version = serde_json::from_str::<serde_json::Value>(first)

@@ -217,7 +217,9 @@ fn stack(frames: &[u64], len: u64) -> Vec<u64> {
     frames[..(len as usize).min(frames.len())].to_vec()
 }
 
-fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+/// The `T` at the start of `bytes`; `Pod` limits it to the repr(C) event types that any
+/// bit pattern is a valid value of.
+fn read<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     if bytes.len() < size_of::<T>() {
         return Err(DecodeError::Size {
             kind,
@@ -225,8 +227,8 @@ fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
             expected: size_of::<T>(),
         });
     }
-    // SAFETY: length checked above; T is a plain-old-data repr(C) event type, valid for
-    // any bit pattern, and read_unaligned has no alignment requirement.
+    // SAFETY: length checked above; T is Pod, valid for any bit pattern, and
+    // read_unaligned has no alignment requirement.
     Ok(unsafe { bytes.as_ptr().cast::<T>().read_unaligned() })
 }
 

@@ -3,8 +3,7 @@
 //! kernel executes instructions a uprobe displaced: a sample there is apiprof's own probe
 //! at work) and `[vdso]` (clock reads).
 
-/// A special mapping's frame name, by its name in /proc/PID/maps.
-const NAMES: [(&str, &str); 2] = [("[uprobes]", "[apiprof uprobe]"), ("[vdso]", "[vdso]")];
+use procfs::process::{MMapPath, MemoryMaps, Process};
 
 /// The special mappings of one process, read from /proc/PID/maps when first needed and
 /// again whenever an address falls in none of them (the kernel maps `[uprobes]` at the
@@ -29,8 +28,11 @@ impl Mappings {
         if let Some(name) = find(&self.ranges, pc) {
             return Some(name);
         }
-        let maps = std::fs::read_to_string(format!("/proc/{}/maps", self.pid)).ok()?;
-        self.ranges = parse(&maps);
+        let maps = Process::new(i32::try_from(self.pid).ok()?)
+            .ok()?
+            .maps()
+            .ok()?;
+        self.ranges = special(&maps);
         find(&self.ranges, pc)
     }
 }
@@ -42,26 +44,24 @@ fn find(ranges: &[(u64, u64, &'static str)], pc: u64) -> Option<&'static str> {
         .map(|(_, _, name)| *name)
 }
 
-/// The special mappings among /proc/PID/maps lines (`start-end perms offset dev inode
-/// [name]`).
-fn parse(maps: &str) -> Vec<(u64, u64, &'static str)> {
-    maps.lines()
-        .filter_map(|line| {
-            let (range, rest) = line.split_once(' ')?;
-            let mapping = rest.split_whitespace().nth(4)?;
-            let (_, frame) = NAMES.iter().find(|(name, _)| *name == mapping)?;
-            let (start, end) = range.split_once('-')?;
-            Some((
-                u64::from_str_radix(start, 16).ok()?,
-                u64::from_str_radix(end, 16).ok()?,
-                *frame,
-            ))
+/// The special mappings among a process's mappings, with their frame names.
+fn special(maps: &MemoryMaps) -> Vec<(u64, u64, &'static str)> {
+    maps.iter()
+        .filter_map(|map| {
+            let frame = match &map.pathname {
+                MMapPath::Vdso => "[vdso]",
+                MMapPath::Other(name) if name == "uprobes" => "[apiprof uprobe]",
+                _ => return None,
+            };
+            Some((map.address.0, map.address.1, frame))
         })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use procfs::FromBufRead as _;
+
     use super::*;
 
     #[test]
@@ -70,7 +70,7 @@ mod tests {
                     7f9d1f4f0000-7f9d1f4f2000 r-xp 00000000 00:00 0                          [vdso]\n\
                     7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]\n\
                     7fffffffe000-7ffffffff000 --xp 00000000 00:00 0                          [uprobes]\n";
-        let ranges = parse(maps);
+        let ranges = special(&MemoryMaps::from_buf_read(maps.as_bytes()).unwrap());
         assert_eq!(find(&ranges, 0x7fffffffe084), Some("[apiprof uprobe]"));
         assert_eq!(find(&ranges, 0x7f9d1f4f1000), Some("[vdso]"));
         assert_eq!(find(&ranges, 0x7ffd1500), None);

@@ -104,6 +104,8 @@ impl Target {
             .exe
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        // Not procfs's `cmdline()`: it refuses a command line that is not UTF-8, and drops
+        // empty arguments (`--secure-port ""` is an empty port, not the next argument).
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
         let args: Vec<String> = cmdline
             .split(|b| *b == 0)
@@ -158,11 +160,12 @@ impl Target {
 
     /// A `GODEBUG` setting from the process's environment.
     fn godebug(&self, key: &str) -> Option<String> {
-        let environ = std::fs::read(format!("/proc/{}/environ", self.pid)).ok()?;
-        let godebug = environ
-            .split(|b| *b == 0)
-            .find_map(|var| var.strip_prefix(b"GODEBUG="))?;
-        godebug_value(&String::from_utf8_lossy(godebug), key)
+        let environ = procfs::process::Process::new(i32::try_from(self.pid).ok()?)
+            .ok()?
+            .environ()
+            .ok()?;
+        let godebug = environ.get(std::ffi::OsStr::new("GODEBUG"))?;
+        godebug_value(&godebug.to_string_lossy(), key)
     }
 }
 
@@ -170,24 +173,20 @@ impl Target {
 /// shows the file's code mapped, less where `binary` says that code lies. 0 when the
 /// maps cannot be read (a process gone: nothing is attributed then anyway).
 fn load_bias(pid: u32, inode: u64, binary: &GoBinary) -> u64 {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-    let Some(f) = binary.first_function() else {
+    let maps = i32::try_from(pid)
+        .ok()
+        .and_then(|pid| procfs::process::Process::new(pid).ok()?.maps().ok());
+    let (Some(maps), Some(f)) = (maps, binary.first_function()) else {
         return 0;
     };
-    maps.lines()
-        .find_map(|line| {
-            // start-end perms offset dev inode path
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (range, offset, ino) = (fields.first()?, fields.get(2)?, fields.get(4)?);
-            let (start, end) = range.split_once('-')?;
-            let start = u64::from_str_radix(start, 16).ok()?;
-            let end = u64::from_str_radix(end, 16).ok()?;
-            let offset = u64::from_str_radix(offset, 16).ok()?;
-            let inside = (offset..offset + (end - start)).contains(&f.file_offset);
-            (ino.parse() == Ok(inode) && inside)
-                .then(|| (start + (f.file_offset - offset)).wrapping_sub(f.address))
+    maps.iter()
+        .find(|m| {
+            let (start, end) = m.address;
+            m.inode == inode && (m.offset..m.offset + (end - start)).contains(&f.file_offset)
         })
-        .unwrap_or(0)
+        .map_or(0, |m| {
+            (m.address.0 + (f.file_offset - m.offset)).wrapping_sub(f.address)
+        })
 }
 
 /// The value of `--secure-port` in a command line (`--secure-port=N` or `--secure-port N`;

@@ -65,4 +65,13 @@ mod tests {
         }
         assert_eq!(q.get("e"), Some("\u{fffd}("));
     }
+
+    #[test]
+    fn escapes_that_are_not_utf8_decode_lossily() {
+        let q = Query::parse("a=%ff%C3%A9&%=%%&b=%e2%82");
+        assert_eq!(q.get("a"), Some("\u{fffd}é"));
+        assert_eq!(q.get("b"), Some("\u{fffd}"));
+        // As Go drops it: a malformed escape.
+        assert_eq!(q.get("%"), None);
+    }
 }

@@ -98,8 +98,7 @@ impl AddressMap {
         Self { mappings }
     }
 
-    /// A map of `(address, size, offset)` segments, for tests.
-    #[cfg(test)]
+    /// A map of `(address, size, offset)` segments, for tests and fuzzing.
     pub fn from_segments(segments: &[(u64, u64, u64)]) -> Self {
         let mappings = segments
             .iter()
@@ -118,7 +117,8 @@ impl AddressMap {
         self.mappings
             .iter()
             .find(|m| address >= m.address && address - m.address < m.size)
-            .map(|m| address - m.address + m.offset)
+            // A corrupt header's offset may overflow: then nothing is there.
+            .and_then(|m| (address - m.address).checked_add(m.offset))
     }
 
     /// Up to `len` bytes of `data` (the whole file) at `address`, within its segment.
@@ -127,7 +127,7 @@ impl AddressMap {
             .mappings
             .iter()
             .find(|m| address >= m.address && address - m.address < m.size)?;
-        let start = address - m.address + m.offset;
+        let start = (address - m.address).checked_add(m.offset)?;
         let end = start.checked_add(len.min(m.size - (address - m.address)))?;
         data.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
     }
@@ -158,5 +158,13 @@ mod tests {
         assert_eq!(map.read(&data, 0x50_0000, 4), Some(&data[0x200..0x204]));
         assert_eq!(map.read(&data, 0x50_000c, 100), Some(&data[0x20c..0x210]));
         assert_eq!(map.read(&data, 0x60_0000, 4), None);
+    }
+
+    #[test]
+    fn a_segment_whose_file_offset_overflows_maps_nothing() {
+        // A corrupt program header: p_offset near 2^64.
+        let map = AddressMap::from_segments(&[(0x40_0000, 0x100, u64::MAX - 0x10)]);
+        assert_eq!(map.file_offset(0x40_0080), None);
+        assert_eq!(map.read(&[0; 16], 0x40_0080, 4), None);
     }
 }

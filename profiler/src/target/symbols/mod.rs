@@ -74,6 +74,11 @@ impl GoBinary {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse(path, data)
+    }
+
+    /// Parses the executable `data`, read from `path` (named in errors).
+    pub fn parse(path: &Path, data: Vec<u8>) -> Result<Self, SymbolError> {
         let (version, source, mut functions) = inspect(path, &data)?;
         functions.sort_by_key(|f| f.address);
         let mut by_name = HashMap::with_capacity(functions.len());
@@ -143,6 +148,30 @@ impl GoBinary {
         self.data
             .get(start..)
             .map_or(&[], |rest| &rest[..len.min(rest.len())])
+    }
+}
+
+/// The parsers of this module's private formats, for the fuzz targets (`fuzz/`); not
+/// an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{buildinfo, elf::AddressMap, gopclntab, GoVersion};
+
+    /// The number of functions `.gopclntab` bytes `table` list, or why they list none;
+    /// and the tables found by searching `table` for a header.
+    pub fn gopclntab(table: &[u8], text: Option<u64>) -> (Result<usize, String>, usize) {
+        let listed = gopclntab::functions(table, text).map(|f| f.len());
+        (listed, gopclntab::candidates(table).count())
+    }
+
+    /// The Go version of `.go.buildinfo` bytes `section`, in a file `data` loaded by
+    /// `segments` (`(address, size, file offset)`, for the pre-Go 1.18 pointers).
+    pub fn buildinfo(
+        section: &[u8],
+        data: &[u8],
+        segments: &[(u64, u64, u64)],
+    ) -> Option<GoVersion> {
+        buildinfo::go_version(section, data, &AddressMap::from_segments(segments)).ok()
     }
 }
 
