@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use apiprof::{analyze::request::Request, events::decode::HttpRequest};
+use apiprof::{
+    analyze::request::Request,
+    events::decode::{HttpRequest, CUT},
+};
 
 /// The request of `method`, `path` (decoded), raw `query`, `user_agent` and
 /// `remote_addr`, classified as the daemon classifies every request it sees.
@@ -27,7 +30,9 @@ pub fn request(
         remote_addr: remote_addr.to_owned(),
         client_pod: None,
         client_owner: None,
-        truncated: false,
+        // A query ending in the cut mark is read as one the kernel cut.
+        truncated: query.ends_with(CUT),
+        query_cut: query.ends_with(CUT),
     };
     Request::classify(http, Arc::from("kube-apiserver"))
 }

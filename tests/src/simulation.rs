@@ -282,6 +282,7 @@ pub fn run(seed: u64) -> (Live, Truth) {
                 client_pod: None,
                 client_owner: None,
                 truncated: false,
+                query_cut: false,
             })
         } else {
             Record::HttpResponse(HttpResponse {

@@ -2,7 +2,7 @@
 //! request (its programs read Go structures at offsets taken from the binary, and uprobes
 //! attach through the perf uprobe PMU); on a kernel that refuses to load its programs (as
 //! one built without a program type does) it names the cause and what the kernel needs,
-//! and exits 1, with nothing left attached. (Missing
+//! and exits 1. (Missing
 //! capabilities: errors.rs and image.rs.) Root only: loads real eBPF programs.
 
 use std::process::Command;
@@ -49,7 +49,4 @@ fn a_kernel_refusing_its_programs_is_named_with_what_it_needs() {
         stderr.contains("Linux 5.8 or later built with eBPF uprobe and perf-event programs"),
         "{stderr}"
     );
-    // Nothing half-attached: the process exited, and the kernel lists no uprobe of it.
-    let uprobes = std::fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default();
-    assert!(!uprobes.contains(&format!("{}", server.pid())), "{uprobes}");
 }

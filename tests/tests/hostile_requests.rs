@@ -173,9 +173,10 @@ async fn hostile_requests_are_cut_with_a_mark_and_the_rest_is_exact() {
             key(&["hostile-long-path", "get", "configmaps", "most_recent"]),
             3,
         ),
+        // A collection GET whose query was cut may be a list or a watch; its
         // resourceVersion=0 after the cut is not guessed; before it, a get's is read.
         (
-            key(&["hostile-params-after", "list", "configmaps", "unknown"]),
+            key(&["hostile-params-after", "unknown", "configmaps", "unknown"]),
             2,
         ),
         (

@@ -138,16 +138,17 @@ impl Dimension {
     }
 }
 
-/// A dimension's value as reports show it: the text itself with control characters
-/// escaped (a client's user agent never drives the terminal), `""` for empty, `-` for
-/// null.
+/// A dimension's value as reports show it: the text itself with control characters,
+/// bidirectional overrides and backslashes escaped (a client's user agent never drives
+/// or reorders the terminal, and an escape reads as one), `""` for empty, `-` for null.
 pub fn shown(value: &Value) -> String {
     match value {
         Value::String(s) if s.is_empty() => "\"\"".to_owned(),
         Value::String(s) => s
             .chars()
             .map(|c| {
-                if c.is_control() {
+                let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+                if c.is_control() || bidi || c == '\\' {
                     c.escape_default().to_string()
                 } else {
                     c.to_string()
@@ -167,6 +168,7 @@ mod tests {
     fn control_characters_are_shown_escaped() {
         let shown = |s: &str| shown(&Value::String(s.to_owned()));
         assert_eq!(shown("a\u{9b}2J\u{1b}[0m\tb…"), "a\\u{9b}2J\\u{1b}[0m\\tb…");
+        assert_eq!(shown("x\\u{1b}\u{202e}y"), "x\\\\u{1b}\\u{202e}y");
         assert_eq!(shown(""), "\"\"");
     }
 

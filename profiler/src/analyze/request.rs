@@ -43,7 +43,7 @@ impl Request {
             raw
         };
         let query = Query::parse(complete);
-        let info = RequestInfo::new(&http.method, &http.path, &query);
+        let info = RequestInfo::new(&http.method, &http.path, &query, cut);
         let mut request = Self {
             rv_class: if info.is_resource_request {
                 RvClass::of(&info.verb, &query, cut)

@@ -7,7 +7,7 @@ use profiler_common::{
     alloc::AllocEvent,
     cpu::{CpuEvent, MODE_KERNEL},
     event::{kind, EventHeader, GoroutineEvent, Lineage},
-    http::{HttpRequestEvent, HttpResponseEvent},
+    http::{HttpRequestEvent, HttpResponseEvent, QUERY_CAP},
 };
 use serde::{Deserialize, Serialize};
 
@@ -114,15 +114,21 @@ pub struct HttpRequest {
     /// Whether method, path, query, user agent or remote address was longer than the
     /// kernel copies (then cut, and ending in [`CUT`]).
     pub truncated: bool,
+    /// Whether the query was cut (absent in captures of apiprof versions before it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub query_cut: bool,
 }
 
 impl HttpRequest {
-    /// The raw query as far as it was copied, and whether it was cut there.
+    /// The raw query as far as it was copied, and whether it was cut there. Captures
+    /// of apiprof versions before [`HttpRequest::query_cut`] marked no cut value: a
+    /// truncated request's query of the whole copy size is taken as cut.
     pub fn query_prefix(&self) -> (&str, bool) {
-        match self.query.strip_suffix(CUT) {
-            Some(prefix) if self.truncated => (prefix, true),
-            _ => (&self.query, false),
+        if self.query_cut {
+            return (self.query.strip_suffix(CUT).unwrap_or(&self.query), true);
         }
+        let old_cut = self.truncated && !self.query.ends_with(CUT) && self.query.len() >= QUERY_CAP;
+        (&self.query, old_cut)
     }
 }
 
@@ -254,6 +260,7 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
         client_pod: None,
         client_owner: None,
         truncated: cut_method || cut_path || cut_query || cut_user_agent || cut_remote_addr,
+        query_cut: cut_query,
     }
 }
 

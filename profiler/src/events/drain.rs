@@ -227,7 +227,6 @@ impl Stacks<'_> {
     }
 }
 
-/// Hands over every waiting event; returns how many could not be decoded.
 /// Takes up to `limit` events; returns how many could not be decoded, and whether the
 /// limit stopped it (more may be waiting).
 fn drain_ready(

@@ -7,7 +7,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use rustls::ServerConfig;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{mpsc, Semaphore},
     task::JoinHandle,
 };
 use tokio_rustls::{server::TlsStream, TlsAcceptor};
@@ -20,6 +20,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections that completed a handshake, not yet taken by axum.
 const BACKLOG: usize = 64;
+
+/// Handshakes under way at most: past it, a new connection is closed at once (and
+/// counted as refused), so a flood of connections that never finish their handshake
+/// holds bounded memory. Prometheus and operators need a handful.
+const MAX_HANDSHAKES: usize = 256;
 
 /// The certificates served, reloaded when their files change.
 pub type Certificates = Watched<Arc<ServerConfig>, TlsError>;
@@ -42,6 +47,7 @@ impl TlsListener {
     ) -> io::Result<Self> {
         let addr = tcp.local_addr()?;
         let (done, ready) = mpsc::channel(BACKLOG);
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         let accepting = tokio::spawn(async move {
             loop {
                 let (stream, peer) = match tcp.accept().await {
@@ -53,9 +59,15 @@ impl TlsListener {
                         continue;
                     }
                 };
+                let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                    refused();
+                    debug!(%peer, "{MAX_HANDSHAKES} TLS handshakes under way: connection closed");
+                    continue;
+                };
                 let acceptor = TlsAcceptor::from(config.current());
                 let (done, refused) = (done.clone(), refused.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, peer)).await;

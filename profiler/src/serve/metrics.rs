@@ -47,7 +47,7 @@ const FAMILIES: [(&str, &str, MetricType); 18] = [
     ("apiprof_resync_period_seconds", "The resync period found for a client (its periodic bursts).", MetricType::GAUGE),
     ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter (and for 30 s after its last pinned request).", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
-    ("apiprof_listener_errors_total", "What the daemon's HTTP API refused or failed, by reason: tls_handshake (no, a wrong or no client certificate), unauthorized (no or a wrong bearer token), tls_reload and token_reload (changed files that could not be used; the previous ones stay).", MetricType::COUNTER),
+    ("apiprof_listener_errors_total", "What the daemon's HTTP API refused or failed, by reason: tls_handshake (not TLS, no or a wrong client certificate, too slow), unauthorized (no or a wrong bearer token), tls_reload and token_reload (changed files that could not be used; the previous ones stay).", MetricType::COUNTER),
 ];
 
 /// Builds every family from [`Live`] at each scrape.

@@ -3,10 +3,11 @@
 use std::{
     fs::File,
     os::unix::fs::{FileExt, MetadataExt},
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::Arc,
 };
 
+use procfs::process::MMapPath;
 use tracing::debug;
 
 use crate::{
@@ -86,7 +87,7 @@ impl Target {
                 binary
             }
         };
-        let load_bias = load_bias(pid, meta.ino(), &binary);
+        let load_bias = load_bias(pid, &exe, meta.ino(), &binary);
         debug!(pid, load_bias, "executable's load bias");
         Ok(Self {
             pid,
@@ -169,10 +170,12 @@ impl Target {
     }
 }
 
-/// The load bias of process `pid`'s executable (inode `inode`): where /proc/PID/maps
-/// shows the file's code mapped, less where `binary` says that code lies. 0 when the
-/// maps cannot be read (a process gone: nothing is attributed then anyway).
-fn load_bias(pid: u32, inode: u64, binary: &GoBinary) -> u64 {
+/// The load bias of process `pid`'s executable (`exe`, inode `inode`): where
+/// /proc/PID/maps shows the file's code mapped, less where `binary` says that code
+/// lies. The mapping is the file's by inode or, where a file system shows another inode
+/// in maps (overlayfs), by path. 0 when the maps cannot be read (a process gone:
+/// nothing is attributed then anyway).
+fn load_bias(pid: u32, exe: &Path, inode: u64, binary: &GoBinary) -> u64 {
     let maps = i32::try_from(pid)
         .ok()
         .and_then(|pid| procfs::process::Process::new(pid).ok()?.maps().ok());
@@ -182,7 +185,8 @@ fn load_bias(pid: u32, inode: u64, binary: &GoBinary) -> u64 {
     maps.iter()
         .find(|m| {
             let (start, end) = m.address;
-            m.inode == inode && (m.offset..m.offset + (end - start)).contains(&f.file_offset)
+            let file = m.inode == inode || m.pathname == MMapPath::Path(exe.to_owned());
+            file && (m.offset..m.offset + (end - start)).contains(&f.file_offset)
         })
         .map_or(0, |m| {
             (m.address.0 + (f.file_offset - m.offset)).wrapping_sub(f.address)

@@ -46,11 +46,11 @@ pub fn rv_class(verb: &str, query: &str) -> Option<&'static str> {
         None => "unset",
         Some(other) => other,
     };
-    let initial_events = param(query, "sendInitialEvents").map_or("unset", |v| match go_bool(v) {
+    let initial_events = match param(query, "sendInitialEvents").map(flag) {
+        None => "unset",
         Some(true) => "true",
         Some(false) => "false",
-        None => v,
-    });
+    };
     let cells = match verb {
         "get" => Some(&GET),
         "list" if initial_events == "unset" => LIST
@@ -173,18 +173,16 @@ fn rv_class_name(doc: &str) -> &'static str {
     }
 }
 
-/// Go's `strconv.ParseBool`, as the apiserver reads boolean parameters.
-fn go_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
+/// A boolean parameter's value as the apiserver reads it (apimachinery's
+/// `Convert_Slice_string_To_bool`): "0" and "false" in any case are false, anything else
+/// true.
+fn flag(value: &str) -> bool {
+    !(value == "0" || value.eq_ignore_ascii_case("false"))
 }
 
-/// `watch=true` or `watch=1` (the apiserver parses the flag with strconv.ParseBool).
+/// `watch=true`, `watch=1`, or any value but "0" and "false".
 fn is_watch(query: &str) -> bool {
-    param(query, "watch").and_then(go_bool) == Some(true)
+    param(query, "watch").is_some_and(flag)
 }
 
 /// The first non-empty value of query parameter `name` (as sent; the values compared

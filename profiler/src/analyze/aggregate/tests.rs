@@ -35,6 +35,7 @@ pub(crate) fn request(
         client_pod: None,
         client_owner: None,
         truncated: false,
+        query_cut: false,
     }
 }
 

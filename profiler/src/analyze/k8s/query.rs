@@ -30,6 +30,14 @@ impl Query {
     pub fn non_empty(&self, key: &str) -> Option<&str> {
         self.get(key).filter(|v| !v.is_empty())
     }
+
+    /// A boolean parameter as the apiserver reads it (apimachinery's
+    /// `Convert_Slice_string_To_bool`): absent is `None`; "0" and "false" in any case
+    /// are false; any other value, the empty one included, is true.
+    pub fn flag(&self, key: &str) -> Option<bool> {
+        self.get(key)
+            .map(|v| !(v == "0" || v.eq_ignore_ascii_case("false")))
+    }
 }
 
 /// Whether every `%` in `s` starts two hex digits (Go's `QueryUnescape` fails otherwise).
@@ -64,6 +72,21 @@ mod tests {
             assert_eq!(q.get(dropped), None, "{dropped}");
         }
         assert_eq!(q.get("e"), Some("\u{fffd}("));
+    }
+
+    #[test]
+    fn flags_are_true_unless_0_or_false() {
+        let q = Query::parse("a&b=0&c=FaLsE&d=yes&e=true");
+        let flags: Vec<Option<bool>> = ["a", "b", "c", "d", "e", "f"].map(|k| q.flag(k)).into();
+        let want = [
+            Some(true),
+            Some(false),
+            Some(false),
+            Some(true),
+            Some(true),
+            None,
+        ];
+        assert_eq!(flags, want);
     }
 
     #[test]

@@ -28,8 +28,10 @@ pub struct RequestInfo {
 }
 
 impl RequestInfo {
-    /// Classifies a request as the apiserver would.
-    pub fn new(method: &str, path: &str, query: &Query) -> Self {
+    /// Classifies a request as the apiserver would. With `cut`, `query` is what was
+    /// read before the query was cut: a collection GET without a `watch` parameter is
+    /// then verb `unknown` (a list, or a watch whose `watch=true` came after the cut).
+    pub fn new(method: &str, path: &str, query: &Query, cut: bool) -> Self {
         let non_resource = || Self {
             verb: method.to_ascii_lowercase(),
             ..Self::default()
@@ -76,8 +78,13 @@ impl RequestInfo {
             info.subresource = rest.get(2).copied().unwrap_or_default().to_owned();
         }
         if info.name.is_empty() && info.verb == "get" {
-            let watch = query.get("watch").is_some_and(parse_bool);
-            info.verb = if watch { "watch" } else { "list" }.to_owned();
+            info.verb = match query.flag("watch") {
+                Some(true) => "watch",
+                // The `watch` parameter may have been cut off with the query.
+                None if cut => "unknown",
+                _ => "list",
+            }
+            .to_owned();
             // A list or watch selecting one name by field is for that object.
             if let Some(name) = query.non_empty("fieldSelector").and_then(exact_name) {
                 info.name = name.to_owned();
@@ -88,11 +95,6 @@ impl RequestInfo {
         }
         info
     }
-}
-
-/// Go's `strconv.ParseBool`, which the apiserver's parameter codec uses.
-fn parse_bool(s: &str) -> bool {
-    matches!(s, "1" | "t" | "T" | "true" | "TRUE" | "True")
 }
 
 /// `metadata.name=NAME` (or `==`) as the only requirement of a field selector.
@@ -112,7 +114,7 @@ mod tests {
         path: &str,
         query: &str,
     ) -> (String, String, String, String, String, String) {
-        let i = RequestInfo::new(method, path, &Query::parse(query));
+        let i = RequestInfo::new(method, path, &Query::parse(query), false);
         (
             i.verb,
             i.group,
@@ -199,11 +201,25 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_get_whose_query_was_cut_is_unknown_unless_watch_was_read() {
+        let verb = |query: &str, cut: bool| {
+            RequestInfo::new("GET", "/api/v1/pods", &Query::parse(query), cut).verb
+        };
+        assert_eq!(verb("labelSelector=a", true), "unknown");
+        assert_eq!(verb("labelSelector=a", false), "list");
+        assert_eq!(verb("watch=false&labelSelector=a", true), "list");
+        assert_eq!(verb("watch=1&labelSelector=a", true), "watch");
+        // As the apiserver reads a flag: empty is true.
+        assert_eq!(verb("watch=", false), "watch");
+    }
+
+    #[test]
     fn a_field_selector_on_one_name_makes_a_named_list() {
         let i = RequestInfo::new(
             "GET",
             "/api/v1/namespaces/ns/configmaps",
             &Query::parse("fieldSelector=metadata.name%3Dcm-1&watch=true"),
+            false,
         );
         assert_eq!((i.verb.as_str(), i.name.as_str()), ("watch", "cm-1"));
     }
@@ -220,7 +236,7 @@ mod tests {
             "/metrics",
             "/openapi/v3",
         ] {
-            let i = RequestInfo::new("GET", path, &Query::default());
+            let i = RequestInfo::new("GET", path, &Query::default(), false);
             assert!(!i.is_resource_request, "{path}");
             assert_eq!(
                 (i.verb.as_str(), i.resource.as_str()),

@@ -73,7 +73,8 @@ impl RvClass {
     pub fn of(verb: &str, query: &Query, cut: bool) -> Option<Self> {
         let deciding: &[&str] = match verb {
             "get" => &DECIDING_GET,
-            "list" => &DECIDING_LIST,
+            // A list or a watch whose `watch` parameter was cut off (see RequestInfo).
+            "list" | "unknown" => &DECIDING_LIST,
             "watch" => &DECIDING_WATCH,
             _ => return None,
         };
@@ -101,7 +102,7 @@ impl RvClass {
     fn of_list(rv: Option<&str>, query: &Query) -> Self {
         let continued = query.non_empty("continue").is_some();
         match (query.non_empty("resourceVersionMatch"), rv) {
-            _ if query.get("sendInitialEvents").is_some() => Self::Invalid,
+            _ if query.get("sendInitialEvents").is_some() || bad_limit(query) => Self::Invalid,
             // "Continue Token, Exact"; with "0": "Invalid, treated as Continue Token,
             // Exact"; with another value: "Invalid, HTTP 400 Bad Request".
             (None, None | Some("0")) if continued => Self::Continue,
@@ -118,10 +119,10 @@ impl RvClass {
 
     fn of_watch(rv: Option<&str>, query: &Query) -> Self {
         let rv_match = query.non_empty("resourceVersionMatch");
-        match (query.get("sendInitialEvents").map(parse_bool), rv_match) {
+        match (query.flag("sendInitialEvents"), rv_match) {
             (None, None) => Self::by_version(rv, Self::Exact),
-            (Some(Some(true)), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::NotOlderThan),
-            (Some(Some(false)), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::Exact),
+            (Some(true), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::NotOlderThan),
+            (Some(false), Some(NOT_OLDER_THAN)) => Self::by_version(rv, Self::Exact),
             _ => Self::Invalid,
         }
     }
@@ -154,13 +155,11 @@ fn has_limit(query: &Query) -> bool {
         .is_some_and(|l| l > 0)
 }
 
-/// Go's `strconv.ParseBool`, as the apiserver reads boolean parameters.
-fn parse_bool(value: &str) -> Option<bool> {
-    match value {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
+/// A `limit` that is not a number: the apiserver refuses the request (400).
+fn bad_limit(query: &Query) -> bool {
+    query
+        .non_empty("limit")
+        .is_some_and(|l| l.parse::<i64>().is_err())
 }
 
 /// Which selectors narrow a request.

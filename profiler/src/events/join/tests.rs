@@ -19,6 +19,7 @@ fn start(at: u64, goroutine: u64, goid: u64, request: u64) -> Event {
         client_pod: None,
         client_owner: None,
         truncated: false,
+        query_cut: false,
     })
 }
 
