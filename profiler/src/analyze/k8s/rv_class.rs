@@ -71,23 +71,21 @@ impl RvClass {
     /// every parameter that decides the verb's class is among them, any could follow
     /// the cut, and the class is [`Self::Unknown`], never a guess.
     pub fn of(verb: &str, query: &Query, cut: bool) -> Option<Self> {
-        let deciding: &[&str] = match verb {
-            "get" => &DECIDING_GET,
+        type Class = fn(Option<&str>, &Query) -> Option<RvClass>;
+        let (deciding, class): (&[&str], Class) = match verb {
+            "get" => (&DECIDING_GET, |rv, _| {
+                Some(Self::by_version(rv, Self::NotOlderThan))
+            }),
+            "list" => (&DECIDING_LIST, |rv, q| Some(Self::of_list(rv, q))),
             // A list or a watch whose `watch` parameter was cut off (see RequestInfo).
-            "list" | "unknown" => &DECIDING_LIST,
-            "watch" => &DECIDING_WATCH,
+            "unknown" => (&DECIDING_LIST, |_, _| None),
+            "watch" => (&DECIDING_WATCH, |rv, q| Some(Self::of_watch(rv, q))),
             _ => return None,
         };
         if cut && deciding.iter().any(|p| query.get(p).is_none()) {
             return Some(Self::Unknown);
         }
-        let rv = query.non_empty("resourceVersion");
-        match verb {
-            "get" => Some(Self::by_version(rv, Self::NotOlderThan)),
-            "list" => Some(Self::of_list(rv, query)),
-            "watch" => Some(Self::of_watch(rv, query)),
-            _ => None,
-        }
+        class(query.non_empty("resourceVersion"), query)
     }
 
     /// unset, "0" and any other resourceVersion: most recent, any, and `other`.

@@ -72,16 +72,22 @@ struct Entry {
     offset: Option<u64>,
 }
 
+impl Table {
+    /// The toolchains it was measured on, each with its release ((1, 24) for
+    /// "go1.24.4"); names that do not parse are left out.
+    fn measured(&self) -> impl Iterator<Item = ((u32, u32), &String)> {
+        self.toolchains
+            .iter()
+            .filter_map(|t| Some((since(t.strip_prefix("go")?), t)))
+            .filter(|(release, _)| release.1 != u32::MAX)
+    }
+}
+
 /// The offsets the HTTP probes need for a binary built with Go `version`.
 pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
     let table: Table =
         serde_json::from_str(TABLE).map_err(|source| OffsetsError::Malformed { source })?;
-    let newest = table
-        .toolchains
-        .iter()
-        .filter_map(|t| Some((since(t.strip_prefix("go")?), t)))
-        .filter(|(release, _)| release.1 != u32::MAX)
-        .max();
+    let newest = table.measured().max();
     if let Some((release, name)) = newest.filter(|(r, _)| (version.major, version.minor) > *r) {
         debug!(?release, "newest Go the offsets were measured on");
         return Err(OffsetsError::TooNew {
@@ -226,11 +232,7 @@ fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
 /// whose offsets differ between them (one of them moved somewhere in between).
 fn unmeasured_moves(table: &Table, version: GoVersion) -> Option<(String, String, Vec<&str>)> {
     let release = (version.major, version.minor);
-    let measured: Vec<((u32, u32), &String)> = table
-        .toolchains
-        .iter()
-        .filter_map(|t| Some((since(t.strip_prefix("go")?), t)))
-        .collect();
+    let measured: Vec<((u32, u32), &String)> = table.measured().collect();
     let older = measured.iter().filter(|(r, _)| *r < release).max()?;
     let newer = measured.iter().filter(|(r, _)| *r > release).min()?;
     if measured.iter().any(|(r, _)| *r == release) {
