@@ -12,6 +12,17 @@ pub mod kind {
     pub const CPU: u32 = 4;
     /// A [`GoroutineEvent`]: a goroutine started another (only with deep lineage).
     pub const GOROUTINE: u32 = 5;
+    /// A [`crate::http::HttpRequestEvent`] of a client: a client-go program handed a
+    /// request to its HTTP transport (`net/http.(*Transport).roundTrip`).
+    pub const CLIENT_REQUEST: u32 = 6;
+    /// A [`crate::client::ThrottleEvent`].
+    pub const CLIENT_THROTTLE: u32 = 7;
+    /// A [`crate::client::ResyncEvent`].
+    pub const CLIENT_RESYNC: u32 = 8;
+    /// A [`crate::client::ResyncedEvent`].
+    pub const CLIENT_RESYNCED: u32 = 9;
+    /// A [`crate::client::QueueAddEvent`].
+    pub const CLIENT_QUEUE_ADD: u32 = 10;
 }
 
 /// Which goroutine a sample was taken on, by id, for userspace to find the request it

@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod attach;
+pub mod client;
 pub mod cpu;
 pub mod event;
 pub mod http;

@@ -67,7 +67,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
 
 /// Copies the request line, the peer's address and the User-Agent: the `Request` and
 /// its `URL` in one read each, then the strings they point to.
-fn fill_request(
+pub fn fill_request(
     event: &mut HttpRequestEvent,
     request: u64,
     offsets: &GoOffsets,

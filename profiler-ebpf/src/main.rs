@@ -5,6 +5,7 @@
 #![no_main]
 
 mod alloc;
+mod client;
 mod cpu;
 mod go;
 mod goroutines;

@@ -267,6 +267,10 @@ impl Sink for FileSink<'_> {
         }
         self.detectors.sample(at_ns, target, owner, sample.cost);
     }
+
+    fn client(&mut self, record: &Record) {
+        self.detectors.client(record);
+    }
 }
 
 impl Analysis {

@@ -35,6 +35,8 @@ pub trait Sink {
     /// A heap or CPU sample taken at `at_ns` in `target` for `owner`, or outside any
     /// request.
     fn sample(&mut self, at_ns: u64, target: &str, owner: Option<&Request>, sample: Sample);
+    /// A client-side record (a client's request, resync or workqueue add).
+    fn client(&mut self, record: &Record);
 }
 
 /// What one sample stands for.
@@ -159,6 +161,10 @@ impl Attributor {
                 };
                 self.sample(c.ktime_ns, c.request, c.stack_id, cost, sink);
             }
+            Record::Client(_)
+            | Record::ClientRequest(_)
+            | Record::Resync(_)
+            | Record::QueueAdd(_) => sink.client(&record),
             Record::Header(_) | Record::End(_) => {}
         }
     }

@@ -16,7 +16,7 @@ use super::{
     rows::{Rows, OTHER},
     stacks::{StackId, StackTable},
 };
-use crate::events::decode::HttpResponse;
+use crate::{capture::Record, events::decode::HttpResponse};
 
 /// Dimensions the daemon keeps rows by: every one with few values. The others
 /// (namespace, path, query, limit) are kept per row as one value or `*`.
@@ -265,5 +265,9 @@ impl Sink for Window {
         self.bucket(at_ns).sample(target, owner, sample);
         self.totals.sample(target, owner, sample);
         self.detectors.sample(at_ns, target, owner, sample.cost);
+    }
+
+    fn client(&mut self, record: &Record) {
+        self.detectors.client(record);
     }
 }

@@ -12,13 +12,16 @@ use aya::{
     util::online_cpus,
     Ebpf, EbpfError, EbpfLoader,
 };
-use profiler_common::attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK};
+use profiler_common::{
+    attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK},
+    client::ClientOffsets,
+};
 use tracing::{debug, info, warn};
 
 use crate::{
     capture::{monotonic_ns, unix_ms, Header, FORMAT_VERSION},
-    target::disasm::{calls_to, stack_check_jump, writer_fields},
-    target::offsets::{self, OffsetsError},
+    target::disasm::{calls_to, nil_checked_field, stack_check_jump, writer_fields},
+    target::offsets::{self, client_go, OffsetsError},
     target::probes::{self, At, Probe},
     target::symbols::SymbolSource,
     target::{Target, TargetError},
@@ -157,18 +160,6 @@ impl Probes {
     /// both attribute through.
     pub fn attach(target: &Target, tracking: Tracking) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
-        // One copy of the programs per process, with its pid and offsets as constants.
-        let mut ebpf = EbpfLoader::new()
-            .override_global("TGID", &target.pid, true)
-            .override_global("GO_OFFSETS", &go_offsets, true)
-            .load(EBPF_OBJECT)
-            .map_err(|source| LoadError::Load { source })?;
-
-        let pid = NonZeroU32::new(target.pid).ok_or(LoadError::Object {
-            name: "pid",
-            reason: "pid 0".into(),
-        })?;
-        let mut functions = Vec::new();
         let mut families = vec![probes::HTTP];
         // Lineage from `g.parentGoid` costs nothing per goroutine; Go before 1.21 has
         // none, so the probe on goroutine creation provides it there.
@@ -180,6 +171,45 @@ impl Probes {
         if tracking.allocs {
             families.push(probes::ALLOC);
         }
+        Self::load(target, &families, ClientOffsets::ZERO, tracking)
+    }
+
+    /// Loads the eBPF object and attaches the client-side probes to `target`, a client-go
+    /// program: its requests, rate-limiter waits, informer resyncs and workqueues.
+    pub fn attach_client(target: &Target) -> Result<Self, LoadError> {
+        let client = ClientOffsets {
+            request_rate_limiter: rate_limiter_field(target)?,
+            fifo_name: client_go::FIFO_NAME,
+            queue_dirty: client_go::QUEUE_DIRTY,
+        };
+        let tracking = Tracking {
+            allocs: false,
+            cpu_period_ns: None,
+            deep_lineage: false,
+        };
+        Self::load(target, &[probes::CLIENT], client, tracking)
+    }
+
+    fn load(
+        target: &Target,
+        families: &[&[Probe]],
+        client: ClientOffsets,
+        tracking: Tracking,
+    ) -> Result<Self, LoadError> {
+        let go_offsets = offsets::for_version(target.binary.go_version())?;
+        // One copy of the programs per process, with its pid and offsets as constants.
+        let mut ebpf = EbpfLoader::new()
+            .override_global("TGID", &target.pid, true)
+            .override_global("GO_OFFSETS", &go_offsets, true)
+            .override_global("CLIENT_OFFSETS", &client, true)
+            .load(EBPF_OBJECT)
+            .map_err(|source| LoadError::Load { source })?;
+
+        let pid = NonZeroU32::new(target.pid).ok_or(LoadError::Object {
+            name: "pid",
+            reason: "pid 0".into(),
+        })?;
+        let mut functions = Vec::new();
         // What optional probes provide, and whether any probe attached for it.
         let mut provided: Vec<(&str, bool)> = Vec::new();
         for probe in families.iter().copied().flatten() {
@@ -257,7 +287,7 @@ fn attach(
     let found: Vec<_> = probe
         .functions
         .iter()
-        .filter_map(|name| target.binary.function(name).ok())
+        .flat_map(|name| target.binary.functions_named(name))
         .collect();
     if found.is_empty() {
         return Ok(Vec::new());
@@ -348,6 +378,22 @@ fn writer_fields_cookie(target: &Target, write: &'static str) -> Result<u64, Loa
     writer_fields(target.binary.code(&function), function.address)
         .map(WriterFields::to_cookie)
         .ok_or_else(error)
+}
+
+/// Where client-go's `rest.Request` keeps its rate limiter: the field
+/// `tryThrottleWithInfo` first compares with nil. 0 when the client has no such
+/// function (its throttling probes then attach nowhere).
+fn rate_limiter_field(target: &Target) -> Result<u64, LoadError> {
+    let Ok(function) = target.binary.function(probes::TRY_THROTTLE) else {
+        return Ok(0);
+    };
+    nil_checked_field(target.binary.code(&function), function.address).ok_or_else(|| {
+        LoadError::NoAttachPoint {
+            binary: target.exe.clone(),
+            function: function.name.clone(),
+            instruction: "nil check of the request's rate limiter".into(),
+        }
+    })
 }
 
 /// Starts the sampling clock: a software CPU-clock perf event on every online CPU (it

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     analyze::detect::Clock,
-    events::decode::{HttpRequest, HttpResponse},
+    events::decode::{HttpRequest, HttpResponse, Limiter, QueueAdd},
     target::symbols::SymbolSource,
 };
 
@@ -44,7 +44,7 @@ pub fn monotonic_ns() -> u64 {
 pub const FORMAT_VERSION: u32 = 1;
 
 /// One line of a capture file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     /// What was observed and how.
@@ -59,8 +59,85 @@ pub enum Record {
     Alloc(Alloc),
     /// An on-CPU sample.
     Cpu(Cpu),
+    /// A client process was attached to (`--client`).
+    Client(Client),
+    /// A client sent a request, after its rate limiter let it go.
+    ClientRequest(ClientRequest),
+    /// A client's informer resynced.
+    Resync(ResyncTick),
+    /// A client's workqueue took an item.
+    QueueAdd(ClientQueueAdd),
     /// The recording ended.
     End(End),
+}
+
+/// A client-go program attached to with client-side probes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Client {
+    /// Its process.
+    pub pid: u32,
+    /// Its executable.
+    pub binary: PathBuf,
+    /// The Go version it was built with.
+    pub go_version: String,
+    /// Go functions probed.
+    pub probes: Vec<String>,
+}
+
+/// A request a client sent (`net/http.(*Transport).roundTrip`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    /// The client's process.
+    pub pid: u32,
+    /// Monotonic nanoseconds since boot when it was handed to the transport.
+    pub ktime_ns: u64,
+    /// HTTP method.
+    pub method: String,
+    /// URL path.
+    pub path: String,
+    /// Raw query, without the `?`.
+    pub query: String,
+    /// The User-Agent header.
+    pub user_agent: String,
+    /// Whether method, path, query or user agent was cut (see [`crate::events::decode::CUT`]).
+    pub truncated: bool,
+    /// How long client-go's rate limiter held it back, just before; absent for a
+    /// request that passed no limiter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Throttled>,
+}
+
+/// A rate-limiter wait, as client-go measures it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Throttled {
+    /// The wait, nanoseconds.
+    pub wait_ns: u64,
+    /// The limiter's settings, when it is client-go's token bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limiter: Option<Limiter>,
+}
+
+/// One informer resync of a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncTick {
+    /// The client's process.
+    pub pid: u32,
+    /// Monotonic nanoseconds since boot when it fired.
+    pub ktime_ns: u64,
+    /// The informer's FIFO name (`RealFIFO *v1.ConfigMap`); empty when unreadable.
+    pub informer: String,
+    /// Objects it handed to the handlers again.
+    pub objects: u64,
+}
+
+/// A client's workqueue took an item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientQueueAdd {
+    /// The client's process.
+    pub pid: u32,
+    /// When, where and at what depth.
+    #[serde(flatten)]
+    pub add: QueueAdd,
 }
 
 /// First record of a capture.

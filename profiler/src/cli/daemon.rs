@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use tokio::{
     signal::unix::{signal, SignalKind},
-    sync::oneshot,
+    sync::{oneshot, watch},
     task::JoinHandle,
 };
 use tracing::{info, warn};
@@ -24,6 +24,7 @@ use super::TrackingArgs;
 use crate::{
     analyze::{clients::Clients, window::Settings},
     attach::{
+        clients::{self, ClientSink},
         processes::{Selector, SCAN_INTERVAL},
         Tracking,
     },
@@ -55,6 +56,11 @@ pub struct Args {
     /// Observe this process id (repeatable).
     #[arg(long = "pid")]
     pid: Vec<u32>,
+    /// Also attach the client-side probes to every client-go program whose executable
+    /// has this file name (repeatable; e.g. kube-controller-manager): their rate-limiter
+    /// waits, informer resyncs and workqueue depth make findings measured.
+    #[arg(long = "client", value_name = "NAME")]
+    client: Vec<String>,
     /// Address of the HTTP API (`/metrics`, `/report`, `/healthz`); default
     /// 0.0.0.0:9464 (every interface: a node port). Port 0 picks a free port. The
     /// address, scheme and checks are printed at start.
@@ -120,6 +126,7 @@ mod humantime_serde_opt {
 /// The daemon's settings: flags over the config file over defaults.
 struct Config {
     selector: Selector,
+    clients: Vec<String>,
     client_pods: bool,
     listen: SocketAddr,
     tls: Option<ServerFiles>,
@@ -209,6 +216,7 @@ impl Args {
         };
         Ok(Config {
             selector: Selector { names, pids },
+            clients: or(self.client, file.client),
             tls,
             bearer_token_file: self.bearer_token_file.or(file.bearer_token_file),
             client_pods: !(self.no_client_pods || file.no_client_pods),
@@ -313,11 +321,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         warn!("--bearer-token-file without --tls-cert: the token travels in clear text");
     }
     println!(
-        "apiprof daemon listening on {} ({}) for processes {:?} and pids {:?}",
+        "apiprof daemon listening on {} ({}) for processes {:?} and pids {:?}, clients {:?}",
         addr,
         config.access(),
         config.selector.names,
-        config.selector.pids
+        config.selector.pids,
+        config.clients
     );
     let clients = if config.client_pods {
         match Clients::connect().await {
@@ -334,6 +343,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     } else {
         Clients::none()
     };
+    let (stop_clients, clients_stop) = watch::channel(false);
+    let client_probes = tokio::task::spawn_local(clients::follow(
+        config.clients.clone(),
+        {
+            let live = live.clone();
+            move |_| LiveClient(live.clone())
+        },
+        clients_stop,
+    ));
     let mut following: BTreeMap<u32, Following> = BTreeMap::new();
     let binaries = Arc::new(Mutex::new(Binaries::default()));
     // Processes that could not be attached to: not tried again while they run.
@@ -373,6 +391,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
     info!("stopping: detaching from every process");
+    let _ = stop_clients.send(true);
+    let _ = client_probes.await;
     for (_, f) in std::mem::take(&mut following) {
         let _ = f.stop.send(());
         let _ = f.task.await;
@@ -381,6 +401,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = server.await;
     eprintln!("apiprof: daemon stopped; every probe detached");
     Ok(())
+}
+
+/// A client's records, for the daemon's state.
+struct LiveClient(Arc<Mutex<Live>>);
+
+impl ClientSink for LiveClient {
+    fn record(&mut self, record: crate::capture::Record) {
+        lock(&self.0).client(record);
+    }
+
+    fn refused(&mut self) {
+        lock(&self.0).health.attach_errors += 1;
+    }
 }
 
 #[cfg(test)]
@@ -394,6 +427,7 @@ mod tests {
             &file,
             r#"
 process = ["kube-apiserver"]
+client = ["kube-controller-manager"]
 listen = "0.0.0.0:9464"
 top-clients = 200
 retention = "6h"
@@ -420,6 +454,7 @@ bearer-token-file = "/etc/apiprof/token/token"
         let config = args.resolve().unwrap();
         std::fs::remove_file(&file).unwrap();
         assert_eq!(config.selector.names, ["kube-apiserver"]);
+        assert_eq!(config.clients, ["kube-controller-manager"]);
         assert_eq!(config.window.top_clients, 7, "the flag wins");
         assert_eq!(config.window.retention_ns, 6 * 3600 * 1_000_000_000);
         assert_eq!(config.tracking.cpu_period_ns, Some(1_000_000_000 / 49));

@@ -1,17 +1,26 @@
-//! `apiprof record --pid PID --duration 10s --output FILE`.
+//! `apiprof record --pid PID --duration 10s --output FILE [--client NAME]`.
 
 use std::{
+    cell::RefCell,
     path::PathBuf,
+    rc::Rc,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::watch,
+};
+use tracing::error;
 
 use super::TrackingArgs;
 use crate::{
-    attach::Probes,
+    attach::{
+        clients::{self, ClientSink},
+        Probes,
+    },
     capture::{CaptureError, Record, Writer},
     events::drain::{drain, Consumer, StopReason},
     target::Target,
@@ -29,6 +38,12 @@ pub struct Args {
     /// Capture file to write (replaced if it exists).
     #[arg(long, short)]
     output: PathBuf,
+    /// Also attach the client-side probes to every client-go program whose executable
+    /// has this file name (repeatable; e.g. kube-controller-manager), now and as they
+    /// start: their rate-limiter waits, informer resyncs and workqueue depth, each
+    /// request joined to the one the server served.
+    #[arg(long = "client", value_name = "NAME")]
+    clients: Vec<String>,
     #[command(flatten)]
     tracking: TrackingArgs,
 }
@@ -37,11 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::open(args.pid)?;
     let probes = Probes::attach(&target, args.tracking.tracking())?;
     let header = probes.header(&target);
-    let mut writer = Writer::create(&args.output, header)?;
+    let writer = Shared(Rc::new(RefCell::new(Writer::create(&args.output, header)?)));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let end = runtime.block_on(async {
+    let end = tokio::task::LocalSet::new().block_on(&runtime, async {
         let mut interrupt =
             signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut terminate =
@@ -54,14 +69,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             probes.symbols,
             args.output.display()
         );
+        let (stop_clients, clients_stop) = watch::channel(false);
+        let clients = (!args.clients.is_empty()).then(|| {
+            let writer = writer.clone();
+            tokio::task::spawn_local(clients::follow(
+                args.clients.clone(),
+                move |_| writer.clone(),
+                clients_stop,
+            ))
+        });
+        // The clients' last records go in before the server's end.
         let stop = async {
-            tokio::select! {
+            let reason = tokio::select! {
                 _ = tokio::time::sleep(args.duration) => StopReason::Duration,
                 _ = interrupt.recv() => StopReason::Signal,
                 _ = terminate.recv() => StopReason::Signal,
+            };
+            let _ = stop_clients.send(true);
+            if let Some(clients) = clients {
+                let _ = clients.await;
             }
+            reason
         };
-        let mut progress = Progress::new(&mut writer, args.duration);
+        let mut progress = Progress::new(writer.clone(), args.duration);
         let (end, _detached_on_drop) = drain(probes, &target, &mut progress, stop).await?;
         progress.bar.finish_and_clear();
         anyhow::Ok((end, progress.requests, progress.events))
@@ -76,18 +106,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The capture file, written by the server's drain and every client's.
+#[derive(Clone)]
+struct Shared(Rc<RefCell<Writer>>);
+
+impl ClientSink for Shared {
+    fn record(&mut self, record: Record) {
+        if let Err(error) = self.0.borrow_mut().write(&record) {
+            error!(%error, "writing a client's record");
+        }
+    }
+}
+
 /// The capture file, and a progress line on standard error while recording (drawn
 /// only on a terminal): time gone and left, requests, events and drops so far.
-struct Progress<'w> {
-    writer: &'w mut Writer,
+struct Progress {
+    writer: Shared,
     bar: ProgressBar,
     started: Instant,
     requests: u64,
     events: u64,
 }
 
-impl<'w> Progress<'w> {
-    fn new(writer: &'w mut Writer, duration: Duration) -> Self {
+impl Progress {
+    fn new(writer: Shared, duration: Duration) -> Self {
         let bar = ProgressBar::new(duration.as_millis() as u64);
         bar.set_style(
             ProgressStyle::with_template(
@@ -106,11 +148,11 @@ impl<'w> Progress<'w> {
     }
 }
 
-impl Consumer for Progress<'_> {
+impl Consumer for Progress {
     fn consume(&mut self, record: Record) -> Result<(), CaptureError> {
         self.events += 1;
         self.requests += u64::from(matches!(record, Record::HttpRequest(_)));
-        self.writer.consume(record)
+        self.writer.0.borrow_mut().consume(record)
     }
 
     fn tick(&mut self, dropped_events: u64) -> Result<(), CaptureError> {
@@ -120,6 +162,6 @@ impl Consumer for Progress<'_> {
             "{} requests, {} events, {dropped_events} dropped",
             self.requests, self.events
         ));
-        self.writer.tick(dropped_events)
+        self.writer.0.borrow_mut().tick(dropped_events)
     }
 }

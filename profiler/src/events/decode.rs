@@ -5,6 +5,7 @@ use std::mem::size_of;
 
 use profiler_common::{
     alloc::AllocEvent,
+    client::{phase, QueueAddEvent, ResyncEvent, ResyncedEvent, ThrottleEvent},
     cpu::{CpuEvent, MODE_KERNEL},
     event::{kind, EventHeader, GoroutineEvent, Lineage},
     http::{HttpRequestEvent, HttpResponseEvent, QUERY_CAP},
@@ -12,7 +13,7 @@ use profiler_common::{
 use serde::{Deserialize, Serialize};
 
 /// A decoded kernel event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A Go HTTP server began serving a request.
     HttpRequest(HttpRequest),
@@ -24,6 +25,65 @@ pub enum Event {
     Cpu(CpuSample),
     /// A goroutine started another (deep lineage only).
     Goroutine(GoroutineStart),
+    /// A client handed a request to its HTTP transport (only `ktime_ns`, `goroutine`,
+    /// `goid`, the request line and user agent are set).
+    ClientRequest(HttpRequest),
+    /// A client's rate limiter began or finished holding a request back.
+    Throttle(Throttle),
+    /// A client's informer resync fired.
+    Resync(Resync),
+    /// A client's informer handed one object to its handlers in a resync.
+    Resynced {
+        /// Monotonic nanoseconds since boot.
+        ktime_ns: u64,
+    },
+    /// A client's workqueue took an item.
+    QueueAdd(QueueAdd),
+}
+
+/// One end of a client-go rate-limiter wait, on the goroutine that sends the request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Throttle {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The goroutine.
+    pub goroutine: u64,
+    /// At the start, the limiter's settings when it is a token bucket (its two rates
+    /// agree); `None` at the end, or for a limiter of another kind.
+    pub limiter: Option<Limiter>,
+    /// Whether this is the start.
+    pub start: bool,
+}
+
+/// A client-go token bucket's settings, read from the client's memory.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limiter {
+    /// Requests per second.
+    pub qps: f64,
+    /// Requests it lets go at once.
+    pub burst: u64,
+}
+
+/// An informer's resync fired.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resync {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The informer's FIFO (its address).
+    pub fifo: u64,
+    /// Its name (`RealFIFO *v1.ConfigMap`); empty when what was read names no FIFO.
+    pub informer: String,
+}
+
+/// A workqueue took an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueAdd {
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The queue (its address).
+    pub queue: u64,
+    /// Items waiting for a worker before this one.
+    pub depth: u64,
 }
 
 /// A goroutine started another.
@@ -214,6 +274,40 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 child_goid: raw.child_goid,
             }))
         }
+        kind::CLIENT_REQUEST => {
+            let raw: HttpRequestEvent = read(bytes, header.kind)?;
+            Ok(Event::ClientRequest(http_request(&raw)))
+        }
+        kind::CLIENT_THROTTLE => {
+            let raw: ThrottleEvent = read(bytes, header.kind)?;
+            Ok(Event::Throttle(throttle(&raw)))
+        }
+        kind::CLIENT_RESYNC => {
+            let raw: ResyncEvent = read(bytes, header.kind)?;
+            let (name, _) = text(&raw.name, raw.name_len.min(u64::from(u32::MAX)) as u32);
+            let fifo = ["RealFIFO ", "DeltaFIFO "]
+                .iter()
+                .any(|kind| name.starts_with(kind));
+            Ok(Event::Resync(Resync {
+                ktime_ns: raw.header.ktime_ns,
+                fifo: raw.fifo,
+                informer: if fifo { name } else { String::new() },
+            }))
+        }
+        kind::CLIENT_RESYNCED => {
+            let raw: ResyncedEvent = read(bytes, header.kind)?;
+            Ok(Event::Resynced {
+                ktime_ns: raw.header.ktime_ns,
+            })
+        }
+        kind::CLIENT_QUEUE_ADD => {
+            let raw: QueueAddEvent = read(bytes, header.kind)?;
+            Ok(Event::QueueAdd(QueueAdd {
+                ktime_ns: raw.header.ktime_ns,
+                queue: raw.queue,
+                depth: raw.depth,
+            }))
+        }
         kind => Err(DecodeError::UnknownKind { kind }),
     }
 }
@@ -261,6 +355,24 @@ fn http_request(raw: &HttpRequestEvent) -> HttpRequest {
         client_owner: None,
         truncated: cut_method || cut_path || cut_query || cut_user_agent || cut_remote_addr,
         query_cut: cut_query,
+    }
+}
+
+/// A limiter is taken for client-go's token bucket only when the `qps` client-go keeps
+/// beside its `rate.Limiter` is that limiter's rate: another limiter type has other
+/// fields there.
+fn throttle(raw: &ThrottleEvent) -> Throttle {
+    let limit = f64::from_bits(raw.limit_bits);
+    let qps = f32::from_bits(raw.qps_bits as u32);
+    let bucket = limit.is_finite() && limit > 0.0 && limit as f32 == qps && raw.burst > 0;
+    Throttle {
+        ktime_ns: raw.header.ktime_ns,
+        goroutine: raw.header.goroutine,
+        limiter: bucket.then_some(Limiter {
+            qps: f64::from(qps),
+            burst: raw.burst,
+        }),
+        start: raw.phase == phase::START,
     }
 }
 

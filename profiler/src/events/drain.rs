@@ -1,5 +1,6 @@
-//! Drains one attached process's kernel events, as capture records, into a [`Consumer`]
-//! (a capture file, the daemon's analysis) until told to stop.
+//! Drains one attached process's kernel events (a server's or a client's), as capture
+//! records, into a [`Consumer`] (a capture file, the daemon's analysis) until told to
+//! stop.
 
 use std::{collections::HashMap, future::Future, time::Duration};
 
@@ -12,7 +13,8 @@ use tracing::{debug, warn};
 
 use crate::{
     attach::{Links, Probes},
-    capture::{Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
+    capture::{monotonic_ns, Alloc, CaptureError, Cpu, End, Record, Stack, Writer},
+    events::client::ClientJoin,
     events::decode::{decode, Event},
     events::join::Join,
     events::mappings::Mappings,
@@ -112,6 +114,7 @@ pub async fn drain(
             ids: HashMap::new(),
         },
         join: Join::default(),
+        client: ClientJoin::new(pid),
     };
     let Probes {
         events,
@@ -151,6 +154,9 @@ pub async fn drain(
                     continue;
                 }
                 since_tick = 0;
+                for record in out.client.settled(monotonic_ns()) {
+                    out.consumer.consume(record)?;
+                }
                 out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
                 if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
                     break StopReason::TargetExited;
@@ -159,6 +165,9 @@ pub async fn drain(
         }
     };
     undecodable += drain_ready(events.get_mut(), &mut out, FINAL_DRAIN)?.0;
+    for record in out.client.finish() {
+        out.consumer.consume(record)?;
+    }
     let end = End {
         dropped_events: kernel_dropped(&dropped) + undecodable,
         reason: reason.as_str().into(),
@@ -183,6 +192,7 @@ struct Output<'a, C> {
     consumer: &'a mut C,
     stacks: Stacks<'a>,
     join: Join,
+    client: ClientJoin,
 }
 
 /// Distinct stacks followed at most; later new ones all share one overflow stack.
@@ -270,6 +280,18 @@ fn drain_ready(
                 })
             }
             Ok(Event::Goroutine(_)) => continue,
+            Ok(
+                event @ (Event::ClientRequest(_)
+                | Event::Throttle(_)
+                | Event::Resync(_)
+                | Event::Resynced { .. }
+                | Event::QueueAdd(_)),
+            ) => {
+                for record in out.client.join(event) {
+                    out.consumer.consume(record)?;
+                }
+                continue;
+            }
             Err(error) => {
                 undecodable += 1;
                 warn!(%error, "dropping an event");

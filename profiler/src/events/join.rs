@@ -90,6 +90,12 @@ impl Join {
                 }
                 return None;
             }
+            // A client's events: joined by [`crate::events::client`].
+            Event::ClientRequest(_)
+            | Event::Throttle(_)
+            | Event::Resync(_)
+            | Event::Resynced { .. }
+            | Event::QueueAdd(_) => {}
         }
         Some(event)
     }

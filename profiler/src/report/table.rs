@@ -192,7 +192,7 @@ fn notes(report: &Report, out: &mut String) {
     if !report.findings.is_empty() {
         out.push_str("\nfindings:\n");
         for finding in &report.findings {
-            let _ = writeln!(out, "- {}", finding.sentence());
+            let _ = writeln!(out, "- [{}] {}", finding.evidence, finding.sentence());
         }
     }
 }

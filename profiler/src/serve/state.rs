@@ -27,6 +27,9 @@ pub fn lock(live: &Mutex<Live>) -> MutexGuard<'_, Live> {
     live.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The name the clients followed with client-side probes count their records under.
+pub const CLIENTS: &str = "clients";
+
 /// One attached process.
 struct Source {
     target: Arc<str>,
@@ -133,6 +136,12 @@ impl Live {
             *events += 1;
         }
         source.attributor.record(record, &mut self.window);
+    }
+
+    /// A record of a client followed with the client-side probes.
+    pub fn client(&mut self, record: Record) {
+        *self.health.events.entry(CLIENTS.to_owned()).or_default() += 1;
+        self.window.detectors.client(&record);
     }
 
     /// Process `pid` has lost `total` events since it was attached.

@@ -40,6 +40,26 @@ pub fn calls_to(code: &[u8], address: u64, callee: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The displacement of the first `CMP QWORD [RAX+disp], 0` in `code` (a function at
+/// `address`) before its first CALL: the field of its receiver (in RAX) that a method
+/// opening with `if r.field == nil` tests, as client-go's `tryThrottleWithInfo` tests
+/// `r.rateLimiter`.
+pub fn nil_checked_field(code: &[u8], address: u64) -> Option<u64> {
+    Decoder::with_ip(64, code, address, DecoderOptions::NONE)
+        .into_iter()
+        .take_while(|i| !i.is_invalid() && i.mnemonic() != Mnemonic::Call)
+        .find(|i| {
+            i.mnemonic() == Mnemonic::Cmp
+                && i.op0_kind() == OpKind::Memory
+                && i.memory_base() == Register::RAX
+                && i.memory_index() == Register::None
+                && matches!(i.memory_size(), MemorySize::UInt64 | MemorySize::Int64)
+                && matches!(i.op1_kind(), OpKind::Immediate8to64 | OpKind::Immediate32to64)
+                && i.immediate(1) == 0
+        })
+        .map(|i| i.memory_displacement64())
+}
+
 /// How many instructions after a load [`global_compared_with_one`] looks for the compare.
 const COMPARE_WINDOW: usize = 8;
 
@@ -137,6 +157,25 @@ pub fn writer_fields(code: &[u8], address: u64) -> Option<WriterFields> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_limiter_field_is_the_first_compared_with_nil() {
+        // k8s.io/client-go/rest.(*Request).tryThrottleWithInfo, client-go 0.36, Go 1.27.
+        let code = [
+            0x4c, 0x8d, 0xa4, 0x24, 0x90, 0xfc, 0xff, 0xff, // lea r12, [rsp-0x370]
+            0x4d, 0x3b, 0x66, 0x10, // cmp r12, [r14+0x10]
+            0x0f, 0x86, 0xb6, 0x07, 0x00, 0x00, // jbe
+            0x55, // push rbp
+            0x48, 0x89, 0x9c, 0x24, 0x00, 0x04, 0x00, 0x00, // mov [rsp+0x400], rbx
+            0x48, 0x83, 0x78, 0x70, 0x00, // cmp qword [rax+0x70], 0
+            0x0f, 0x84, 0x75, 0x07, 0x00, 0x00, // je
+        ];
+        assert_eq!(nil_checked_field(&code, 0x1282120), Some(0x70));
+        // Not before a CALL.
+        let mut called = vec![0xe8, 0, 0, 0, 0];
+        called.extend_from_slice(&code);
+        assert_eq!(nil_checked_field(&called, 0x1282120), None);
+    }
 
     #[test]
     fn calls_of_one_function_are_found_and_others_are_not() {

@@ -139,3 +139,68 @@ pub const ALLOC: &[Probe] = &[Probe {
     required: true,
     writer_fields_from: None,
 }];
+
+/// Where client-go holds a request back (`tryThrottle` calls it).
+pub const TRY_THROTTLE: &str = "k8s.io/client-go/rest.(*Request).tryThrottleWithInfo";
+
+/// The client-side probes, on a client-go program asked for with `--client`: each
+/// request it sends, how long client-go's rate limiter held it back, its informers'
+/// resyncs and its workqueues' depth. Per request: three emulated hits (the request,
+/// and the limiter's start and end), plus one per workqueue add.
+pub const CLIENT: &[Probe] = &[
+    Probe {
+        program: "client_request",
+        functions: &["net/http.(*Transport).roundTrip"],
+        at: At::Entry,
+        provides: "client requests",
+        required: true,
+        writer_fields_from: None,
+    },
+    Probe {
+        program: "client_throttle",
+        functions: &[TRY_THROTTLE],
+        at: At::Entry,
+        provides: "client-side throttling waits",
+        required: false,
+        writer_fields_from: None,
+    },
+    Probe {
+        program: "client_throttled",
+        functions: &[TRY_THROTTLE],
+        at: At::CallTo("time.Since"),
+        provides: "client-side throttling waits",
+        required: false,
+        writer_fields_from: None,
+    },
+    Probe {
+        program: "client_resync",
+        functions: &[
+            "k8s.io/client-go/tools/cache.(*RealFIFO).Resync",
+            "k8s.io/client-go/tools/cache.(*DeltaFIFO).Resync",
+        ],
+        at: At::Entry,
+        provides: "informer resyncs",
+        required: false,
+        writer_fields_from: None,
+    },
+    Probe {
+        program: "client_resynced",
+        functions: &["k8s.io/client-go/tools/cache.(*sharedIndexInformer).OnUpdate"],
+        at: At::CallTo("k8s.io/client-go/tools/cache.(*sharedProcessor).distribute"),
+        provides: "objects each informer resync re-queued",
+        required: false,
+        writer_fields_from: None,
+    },
+    Probe {
+        program: "client_queue_add",
+        functions: &[QUEUE_ADD],
+        at: At::Entry,
+        provides: "workqueue depth",
+        required: false,
+        writer_fields_from: None,
+    },
+];
+
+/// `(*Typed[T]).Add` of client-go's generic workqueue: Go compiles one body per shape
+/// of `T`, named `(*Typed[go.shape.string]).Add` and so on; the probe goes on each.
+pub const QUEUE_ADD: &str = "k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Add";

@@ -58,8 +58,11 @@ pub fn sentence(f: &Finding) -> String {
         Some("watch_events") => "watch events: other clients had just written what it watches",
         _ => "nothing apiprof saw (a timer, an external event?)",
     };
+    let depth = f.queue_depth.map_or(String::new(), |d| {
+        format!(" Its workqueue grew to {d} items waiting for a worker.")
+    });
     format!(
-        "{} sent a burst of {} requests in {}, set off by {cause}.",
+        "{} sent a burst of {} requests in {}, set off by {cause}.{depth}",
         f.who(),
         f.requests.unwrap_or_default(),
         super::resync::human(f.duration_s.unwrap_or_default()),

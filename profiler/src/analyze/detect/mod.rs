@@ -7,11 +7,15 @@
 //!   bucket);
 //! - [`catchup`]: from a client's (re)start until its burst of work ends;
 //! - [`bursts`]: the other bursts, with what triggered them;
-//! - [`spikes`]: the server's heap allocation far above its baseline, and who caused it.
+//! - [`spikes`]: the server's heap allocation far above its baseline, and who caused it;
+//! - [`measured`]: with client-side probes, what the clients themselves measured
+//!   (throttling waits, resyncs, workqueue depth), which replaces what the server side
+//!   infers for them.
 
 pub mod bursts;
 pub mod catchup;
 mod history;
+pub mod measured;
 pub mod resync;
 pub mod spikes;
 pub mod throttling;
@@ -47,13 +51,23 @@ impl Clock {
     pub fn unix_s(&self, ktime_ns: u64) -> f64 {
         self.unix_ms as f64 / 1e3 + (ktime_ns as f64 - self.ktime_ns as f64) / 1e9
     }
+
+    /// The event time of Unix time `unix_s` (the inverse of [`Clock::unix_s`], to the
+    /// microsecond).
+    pub fn ktime_of(&self, unix_s: f64) -> u64 {
+        let ns = self.ktime_ns as f64 + (unix_s - self.unix_ms as f64 / 1e3) * 1e9;
+        ns.max(0.0) as u64
+    }
 }
 
 /// One resync tick or burst, as findings list them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Tick {
-    /// When its first request began.
+    /// When its first request began (a measured resync tick: when it fired).
     pub unix_s: f64,
+    /// A measured resync tick: the objects it re-queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<u64>,
     /// Its requests.
     pub requests: u64,
     /// Its requests by "verb rv_class".
@@ -70,6 +84,7 @@ impl Tick {
     fn of(burst: &Burst, clock: &Clock) -> Self {
         Self {
             unix_s: clock.unix_s(burst.start_ns),
+            objects: None,
             requests: burst.count,
             by_verb_rv_class: burst.mix.clone(),
             response_bytes: burst.response_bytes,
@@ -83,8 +98,25 @@ impl Tick {
 /// not apply).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Finding {
-    /// `resync_tick`, `client_throttling`, `restart_catchup` or `reconcile_burst`.
+    /// `resync_tick`, `client_throttling`, `restart_catchup`, `reconcile_burst` or
+    /// `allocation_spike`.
     pub kind: &'static str,
+    /// `measured` (by client-side probes in the client itself) or `inferred` (from the
+    /// requests the server saw).
+    pub evidence: &'static str,
+    /// A measured finding: the client's process id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// A measured resync_tick: the informer (its FIFO's name, `RealFIFO *v1.ConfigMap`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub informer: Option<String>,
+    /// A measured client_throttling: the waits client-go's rate limiter imposed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<measured::ThrottleWaits>,
+    /// reconcile_burst, with client-side probes: the deepest the client's workqueues
+    /// grew in it (items waiting for a worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<u64>,
     /// The client's user agent.
     pub user_agent: String,
     /// Its workload, when the daemon knows the cluster's Pods.
@@ -147,6 +179,14 @@ pub struct Finding {
 impl Finding {
     /// The sentence an SRE reads, naming the cause and the fix.
     pub fn sentence(&self) -> String {
+        match (self.kind, self.evidence) {
+            (resync::KIND, measured::MEASURED) => measured::resync_sentence(self),
+            (throttling::KIND, measured::MEASURED) => measured::throttling_sentence(self),
+            _ => self.inferred_sentence(),
+        }
+    }
+
+    fn inferred_sentence(&self) -> String {
         match self.kind {
             resync::KIND => resync::sentence(self),
             throttling::KIND => throttling::sentence(self),
@@ -176,6 +216,8 @@ pub struct Detectors {
     writes: VecDeque<(u64, ClientKey, String)>,
     /// Each target's allocation over time.
     spikes: spikes::Spikes,
+    /// What client-side probes measured.
+    measured: measured::Measured,
 }
 
 /// "user_agent verb resource rv_class" of a request, as spikes name contributors.
@@ -202,8 +244,14 @@ fn key(request: &Request) -> Option<ClientKey> {
 }
 
 impl Detectors {
+    /// A client-side record (client-side probes are on).
+    pub fn client(&mut self, record: &crate::capture::Record) {
+        self.measured.record(record);
+    }
+
     /// `request` began at `at_ns`.
     pub fn start(&mut self, at_ns: u64, request: &Request) {
+        self.measured.server_request(at_ns, request);
         let Some(client) = key(request) else {
             return;
         };
@@ -269,28 +317,70 @@ impl Detectors {
         })
     }
 
-    /// Everything the detectors find as of `now_ns`, client by client.
+    /// Everything the detectors find as of `now_ns`, client by client: measured
+    /// findings where client-side probes measured a client, inferred ones elsewhere.
     pub fn findings(&self, now_ns: u64, clock: &Clock) -> Vec<Finding> {
+        let histories: HashMap<&str, &History> = self
+            .clients
+            .iter()
+            .map(|((ua, _), h)| (ua.as_str(), h))
+            .collect();
+        let (measured, triggered) = self.measured.findings(clock, &histories, now_ns);
+        let replaced = |kind: &str, ua: &str| {
+            measured
+                .iter()
+                .any(|m| m.kind == kind && m.user_agent == ua)
+        };
         let mut clients: Vec<(&ClientKey, &History)> = self.clients.iter().collect();
         clients.sort_by(|a, b| a.0.cmp(b.0));
         let mut findings = Vec::new();
         for ((user_agent, client), history) in clients {
             let base = Finding {
+                evidence: INFERRED,
                 user_agent: user_agent.clone(),
                 client: client.clone(),
                 ..Finding::default()
             };
             let resync = resync::find(&base, history, now_ns, clock);
-            let ticks: Vec<u64> = resync.as_ref().map_or(Vec::new(), |(_, t)| t.clone());
-            findings.extend(resync.map(|(f, _)| f));
-            findings.extend(throttling::find(&base, history, clock));
+            let mut ticks: Vec<u64> = resync.as_ref().map_or(Vec::new(), |(_, t)| t.clone());
+            if replaced(resync::KIND, user_agent) {
+                // The measured ticks set off the bursts that follow them.
+                ticks = triggered
+                    .iter()
+                    .filter(|(ua, _)| ua == user_agent)
+                    .map(|(_, start)| *start)
+                    .collect();
+            } else {
+                findings.extend(resync.map(|(f, _)| f));
+            }
+            if !replaced(throttling::KIND, user_agent) {
+                findings.extend(throttling::find(&base, history, clock));
+            }
             findings.extend(catchup::find(&base, history, now_ns, clock));
-            findings.extend(bursts::find(&base, history, now_ns, clock, &ticks));
+            findings.extend(
+                bursts::find(&base, history, now_ns, clock, &ticks)
+                    .into_iter()
+                    .map(|mut f| {
+                        f.queue_depth = self.measured.queue_depth(
+                            user_agent,
+                            clock.ktime_of(f.start_unix_s).saturating_sub(BURST_GAP_NS),
+                            clock.ktime_of(f.end_unix_s),
+                        );
+                        f
+                    }),
+            );
         }
-        findings.extend(self.spikes.findings(clock));
+        findings.extend(measured);
+        findings.extend(self.spikes.findings(clock).into_iter().map(|mut f| {
+            f.evidence = INFERRED;
+            f
+        }));
         findings
     }
 }
+
+/// Findings inferred from the requests the server saw.
+pub const INFERRED: &str = "inferred";
 
 #[cfg(test)]
 mod tests;

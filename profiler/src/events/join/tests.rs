@@ -62,7 +62,7 @@ fn request(event: Option<Event>) -> Option<u64> {
         Event::HttpResponse(r) => r.request,
         Event::Alloc(a) => a.request,
         Event::Cpu(c) => c.request,
-        Event::Goroutine(_) => unreachable!(),
+        other => unreachable!("{other:?}"),
     })
 }
 

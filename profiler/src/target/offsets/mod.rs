@@ -1,6 +1,8 @@
 //! Go struct field offsets for the observed binary's Go version, from the generated table
 //! `go_offsets.json` (regenerate with `cargo xtask offsets`).
 
+pub mod client_go;
+
 use std::collections::BTreeMap;
 
 use profiler_common::offsets::{map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW};

@@ -123,6 +123,26 @@ impl GoBinary {
             })
     }
 
+    /// The functions `pattern` names: the one so called, or, for a pattern with
+    /// `go.shape.*` (a generic function, `(*Typed[go.shape.*]).Add`), every
+    /// instantiation Go compiled for it (one per shape of its type arguments), by
+    /// address.
+    pub fn functions_named(&self, pattern: &str) -> Vec<Function> {
+        let Some((before, after)) = pattern.split_once("go.shape.*") else {
+            return self.function(pattern).into_iter().collect();
+        };
+        self.functions
+            .iter()
+            .filter(|f| {
+                f.name
+                    .strip_prefix(before)
+                    .and_then(|rest| rest.strip_prefix("go.shape."))
+                    .is_some_and(|rest| rest.ends_with(after))
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The function whose code holds `address` (a sampled program counter), if any.
     pub fn function_at(&self, address: u64) -> Option<&Function> {
         let i = self
