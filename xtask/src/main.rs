@@ -3,6 +3,7 @@
 mod apiserver;
 mod apt;
 mod cmd;
+mod controller;
 mod driver;
 mod fixtures;
 mod fuzz;
