@@ -68,7 +68,7 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
                 .filter(|l| l["type"] == kind)
                 .collect::<Vec<_>>()
         };
-        match scenario.name {
+        match scenario.kind {
             "resync-storm" => resync(&mut checks, ua, &of("resync_tick"), report),
             "throttled" => {
                 let qps: f64 = run
@@ -102,7 +102,7 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
             "watch-burst" => watch_bursts(&mut checks, ua, &of("write_round"), report),
             _ => {}
         }
-        if scenario.name != "throttled" {
+        if scenario.kind != "throttled" {
             let n = findings(report, "client_throttling", ua).len();
             checks.push(Check {
                 what: format!("{ua}: no throttling raised (found {n})"),

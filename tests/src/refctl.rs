@@ -1,5 +1,6 @@
-//! The reference controller (tests/reference-controller, binary `refctl`) run against the
-//! apiserver fixture as a separate process, its ledger read back, and apiprof's report
+//! The reference controllers — refctl (tests/reference-controller, kube-rs) and the Go
+//! fixture `controller-go1.27` (tests/fixtures/controller, client-go) — run against the
+//! apiserver fixture as a separate process, their ledger read back, and apiprof's report
 //! of the same run compared with it — what `cargo xtask validate` and
 //! tests/reference_controller.rs do.
 
@@ -10,22 +11,58 @@ use serde_json::Value;
 use crate::{
     apiserver::ApiServer,
     findings::{self, Checks},
+    fixtures_dir,
     load::{reported, Tally, BY_CLIENT},
     recorder::{report as report_text, report_json, Recording},
     refctl_bin,
     validation::{compare, Comparison},
 };
 
-/// One `refctl` invocation: the user agent it sends, its arguments in each size.
+/// A reference controller binary: both write the same ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Controller {
+    /// refctl, the kube-rs controller.
+    Refctl,
+    /// The client-go controller fixture, `controller-go1.27`.
+    Go,
+}
+
+impl Controller {
+    /// The binary and the flags it gets before the scenario's: the Go controller waits
+    /// 2 s before its first request, so a profiler attaching to it by name has time to.
+    fn command(self) -> Command {
+        match self {
+            Self::Refctl => {
+                let mut refctl = Command::new(refctl_bin());
+                if std::env::var_os("REFCTL_LOG").is_none() {
+                    refctl.env("REFCTL_LOG", "warn,kube_client::client::tls=error");
+                }
+                refctl
+            }
+            Self::Go => {
+                let mut go = Command::new(fixtures_dir().join("controller-go1.27"));
+                go.arg("--delay=2s");
+                go
+            }
+        }
+    }
+}
+
+/// One controller invocation: the controller, the user agent it sends, its arguments in
+/// each size.
 pub struct Run {
+    pub controller: Controller,
     pub user_agent: &'static str,
     full: &'static [&'static str],
     short: &'static [&'static str],
 }
 
-/// A scenario: one or more `refctl` invocations (its variants), one after the other.
+/// A scenario: one or more controller invocations (its variants), one after the other.
 pub struct Scenario {
     pub name: &'static str,
+    /// The incident it reproduces, which decides its finding checks: its name, or for
+    /// the Go controller's the Rust counterpart's (`go-throttled` is `throttled`).
+    pub kind: &'static str,
     pub runs: &'static [Run],
 }
 
@@ -38,11 +75,13 @@ pub enum Size {
 }
 
 /// Every scenario, in the order `cargo xtask validate` runs them.
-pub const SCENARIOS: [Scenario; 5] = [
+pub const SCENARIOS: [Scenario; 8] = [
     Scenario {
         name: "resync-storm",
+        kind: "resync-storm",
         runs: &[
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-resync-storm/rv-unset",
                 full: &[
                     "resync-storm",
@@ -60,6 +99,7 @@ pub const SCENARIOS: [Scenario; 5] = [
                 ],
             },
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-resync-storm/rv-0",
                 full: &[
                     "resync-storm",
@@ -80,7 +120,9 @@ pub const SCENARIOS: [Scenario; 5] = [
     },
     Scenario {
         name: "throttled",
+        kind: "throttled",
         runs: &[Run {
+            controller: Controller::Refctl,
             user_agent: "refctl-throttled",
             full: &["throttled", "--qps=20", "--burst=30", "--objects=100"],
             short: &["throttled", "--qps=20", "--burst=30", "--objects=30"],
@@ -88,13 +130,16 @@ pub const SCENARIOS: [Scenario; 5] = [
     },
     Scenario {
         name: "restart-catchup",
+        kind: "restart-catchup",
         runs: &[
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-restart-catchup",
                 full: &["restart-catchup", "--parents=100", "--children=100"],
                 short: &["restart-catchup", "--parents=6", "--children=10"],
             },
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-restart-catchup/fixed",
                 full: &[
                     "restart-catchup",
@@ -108,7 +153,9 @@ pub const SCENARIOS: [Scenario; 5] = [
     },
     Scenario {
         name: "watch-burst",
+        kind: "watch-burst",
         runs: &[Run {
+            controller: Controller::Refctl,
             user_agent: "refctl-watch-burst",
             full: &["watch-burst", "--objects=50", "--rounds=4"],
             short: &["watch-burst", "--objects=10", "--rounds=3"],
@@ -116,16 +163,94 @@ pub const SCENARIOS: [Scenario; 5] = [
     },
     Scenario {
         name: "mixed",
+        kind: "mixed",
         runs: &[
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-mixed/h2",
                 full: &["mixed", "--http=h2"],
                 short: &["mixed", "--http=h2"],
             },
             Run {
+                controller: Controller::Refctl,
                 user_agent: "refctl-mixed/h1",
                 full: &["mixed", "--http=h1"],
                 short: &["mixed", "--http=h1"],
+            },
+        ],
+    },
+    Scenario {
+        name: "go-resync-storm",
+        kind: "resync-storm",
+        runs: &[
+            Run {
+                controller: Controller::Go,
+                user_agent: "gorefctl-resync-storm/rv-unset",
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=unset",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=3",
+                    "--rv=unset",
+                ],
+            },
+            Run {
+                controller: Controller::Go,
+                user_agent: "gorefctl-resync-storm/rv-0",
+                full: &[
+                    "resync-storm",
+                    "--objects=50",
+                    "--interval=3",
+                    "--ticks=3",
+                    "--rv=0",
+                ],
+                short: &[
+                    "resync-storm",
+                    "--objects=10",
+                    "--interval=1",
+                    "--ticks=3",
+                    "--rv=0",
+                ],
+            },
+        ],
+    },
+    Scenario {
+        name: "go-throttled",
+        kind: "throttled",
+        runs: &[Run {
+            controller: Controller::Go,
+            user_agent: "gorefctl-throttled",
+            full: &["throttled", "--qps=20", "--burst=30", "--objects=100"],
+            short: &["throttled", "--qps=20", "--burst=30", "--objects=30"],
+        }],
+    },
+    Scenario {
+        name: "go-restart-catchup",
+        kind: "restart-catchup",
+        runs: &[
+            Run {
+                controller: Controller::Go,
+                user_agent: "gorefctl-restart-catchup",
+                full: &["restart-catchup", "--parents=100", "--children=100"],
+                short: &["restart-catchup", "--parents=6", "--children=10"],
+            },
+            Run {
+                controller: Controller::Go,
+                user_agent: "gorefctl-restart-catchup/fixed",
+                full: &[
+                    "restart-catchup",
+                    "--parents=100",
+                    "--children=100",
+                    "--fixed",
+                ],
+                short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
             },
         ],
     },
@@ -159,7 +284,7 @@ impl Ledger {
         self.lines.iter().filter(move |l| l["type"] == kind)
     }
 
-    /// The lines of each run (refctl invocation), split at their `scenario` lines.
+    /// The lines of each run (controller invocation), split at their `scenario` lines.
     pub fn runs(&self) -> Vec<Vec<&Value>> {
         let mut runs: Vec<Vec<&Value>> = Vec::new();
         for line in &self.lines {
@@ -219,7 +344,7 @@ impl fmt::Display for Ledger {
 }
 
 /// Runs every invocation of `scenario` against `server`, ledgers in `dir`; panics if
-/// refctl fails.
+/// a controller fails.
 pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> Ledger {
     let mut lines = Vec::new();
     for (i, run) in scenario.runs.iter().enumerate() {
@@ -228,19 +353,21 @@ pub fn run(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> L
             Size::Full => run.full,
             Size::Short => run.short,
         };
-        let mut refctl = Command::new(refctl_bin());
-        if std::env::var_os("REFCTL_LOG").is_none() {
-            refctl.env("REFCTL_LOG", "warn,kube_client::client::tls=error");
-        }
-        let status = refctl
+        let status = run
+            .controller
+            .command()
             .arg("--kubeconfig")
             .arg(&server.kubeconfig)
             .arg("--ledger")
             .arg(&path)
             .args(args)
             .status()
-            .expect("starting refctl");
-        assert!(status.success(), "refctl {args:?} exited with {status}");
+            .unwrap_or_else(|e| panic!("starting the {:?} controller: {e}", run.controller));
+        assert!(
+            status.success(),
+            "the {:?} controller {args:?} exited with {status}",
+            run.controller
+        );
         let text = std::fs::read_to_string(&path).expect("reading the ledger");
         lines.extend(
             text.lines()

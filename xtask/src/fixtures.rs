@@ -1,16 +1,17 @@
 //! Builds the fixture servers under `tests/fixtures`: the Go HTTPS server with every Go
 //! toolchain, unstripped and stripped (`-ldflags=-s -w`, as release builds are), with
 //! Go 1.27 also position-independent (`-buildmode=pie`, as some distributions build
-//! Kubernetes), and the apiserver (see [`apiserver`]).
+//! Kubernetes), the apiserver (see [`apiserver`]) and the Go reference controller (see
+//! [`controller`]).
 use std::{fs, path::PathBuf};
 
 use anyhow::Context as _;
 
-use crate::{apiserver, cmd, manifests, setup::Env};
+use crate::{apiserver, cmd, controller, manifests, setup::Env};
 
 /// Builds every fixture and returns the folder holding the binaries, named
-/// `goserver-go<version>[-pie][-stripped]`, `apiserver-go1.27[-http2legacy]` and
-/// `manifests-check`.
+/// `goserver-go<version>[-pie][-stripped]`, `apiserver-go1.27[-http2legacy]`,
+/// `controller-go1.27[-stripped]` and `manifests-check`.
 pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
     let out = env.target.join("fixtures");
     fs::create_dir_all(&out)?;
@@ -47,6 +48,7 @@ pub fn build(env: &Env) -> anyhow::Result<PathBuf> {
         }
     }
     apiserver::build(env, &out)?;
+    controller::build(env, &out)?;
     manifests::build(env, &out)?;
     eprintln!("xtask: fixtures in {}", out.display());
     Ok(out)

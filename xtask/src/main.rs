@@ -3,6 +3,7 @@
 mod apiserver;
 mod apt;
 mod cmd;
+mod controller;
 mod driver;
 mod fixtures;
 mod fuzz;
@@ -71,7 +72,9 @@ enum Command {
     /// Run the reference controller's scenarios against the apiserver fixture under
     /// apiprof and compare apiprof's report with the controller's ledger.
     Validate {
-        /// One scenario (resync-storm, throttled, restart-catchup, mixed); all if absent.
+        /// One scenario (resync-storm, throttled, restart-catchup, watch-burst, mixed, or
+        /// the Go controller's go-resync-storm, go-throttled, go-restart-catchup); all if
+        /// absent.
         scenario: Option<String>,
     },
 }

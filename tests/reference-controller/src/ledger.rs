@@ -5,6 +5,12 @@
 //! (start, with the user agent), `request` (one per request sent, written when its
 //! response body ends or is dropped), `throttle_wait`, `resync_tick`,
 //! `reconcile_start`, `reconcile_end` and `restart`.
+//!
+//! The Go reference controller (tests/fixtures/controller) writes the same lines, but
+//! for `throttle_wait`: one per request through client-go's rate limiter, zero waits
+//! included (client-go's own measurement, its `RateLimiterLatency` metric), with two
+//! optional fields refctl does not write: `verb` (the HTTP method) and `url` (client-go's
+//! URL template, the namespace and name as `{namespace}` and `{name}`).
 
 use std::{
     fs::File,
@@ -52,7 +58,8 @@ pub enum Record {
         user_agent: String,
     },
     Request(Request),
-    /// The token bucket held a request back for `wait_ms` before sending it.
+    /// The token bucket held a request back for `wait_ms` before sending it (`time`:
+    /// when the wait began). The Go controller adds `verb` and `url`.
     ThrottleWait {
         time: f64,
         wait_ms: f64,
