@@ -68,21 +68,22 @@ pub struct ResyncedEvent {
 
 const _: () = assert!(core::mem::size_of::<ResyncedEvent>() == 32 + 8);
 
-/// A workqueue took an item (`(*Typed[T]).Add` entry), with its depth then: the items
-/// added and not yet taken by a worker (`len(dirty)`, what client-go's depth metric
-/// counts), before this one.
+/// A workqueue took an item not already waiting (`(*Typed[T]).Add` inserting it into
+/// its `dirty` set), with its depth then: the items added and not yet taken by a worker,
+/// this one included (`len(dirty)`, what client-go's depth metric counts).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct QueueAddEvent {
     /// Common header; `kind` is [`crate::event::kind::CLIENT_QUEUE_ADD`].
     pub header: EventHeader,
-    /// The queue's address.
+    /// The queue's `dirty` set (its address): one per queue.
     pub queue: u64,
-    /// Its depth before the item.
+    /// Its depth with the item.
     pub depth: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<QueueAddEvent>() == 32 + 2 * 8);
+const _: () = assert!(core::mem::size_of::<ClientOffsets>() == 2 * 8);
 
 /// Where client-go keeps what the probes read, for the observed client's client-go,
 /// set at load time (userspace finds `rest.Request.rateLimiter` in the machine code
@@ -95,8 +96,6 @@ pub struct ClientOffsets {
     /// `RealFIFO.name` and `DeltaFIFO.name` (string): after their `klog.Logger` since
     /// client-go 0.31.
     pub fifo_name: u64,
-    /// `workqueue.Typed[T].dirty` (a set: a map whose header starts with its count).
-    pub queue_dirty: u64,
 }
 
 impl ClientOffsets {
@@ -104,7 +103,6 @@ impl ClientOffsets {
     pub const ZERO: Self = Self {
         request_rate_limiter: 0,
         fifo_name: 0,
-        queue_dirty: 0,
     };
 }
 

@@ -147,9 +147,8 @@ pub fn client_resync(ctx: ProbeContext) -> u32 {
         go::goroutine(&ctx),
     );
     event.fifo = fifo;
-    event.name_len = u64::from(
-        go::read_string(fifo + client_offsets().fifo_name, &mut event.name).unwrap_or(0),
-    );
+    event.name_len =
+        u64::from(go::read_string(fifo + client_offsets().fifo_name, &mut event.name).unwrap_or(0));
     entry.submit(wakeup_flags());
     0
 }
@@ -173,26 +172,26 @@ pub fn client_resynced(ctx: ProbeContext) -> u32 {
     0
 }
 
-/// `func (q *Typed[T]) Add(item T)` in `k8s.io/client-go/util/workqueue`, each shape
-/// instantiation: q in RAX. The depth is the count of `q.dirty`, which Go keeps first
-/// in a map's header (hmap.count, Swiss `Map.used`).
+/// The `CALL runtime.mapassign*` in `func (q *Typed[T]) Add(item T)` of
+/// `k8s.io/client-go/util/workqueue` (each shape instantiation): `q.dirty.Insert(item)`,
+/// reached only for an item not already waiting, with the queue's lock held. The map
+/// (`dirty`: the items added and not yet taken) is in RBX; Go keeps its count first in
+/// the map's header (`hmap.count`, Swiss `Map.used`), so the queue's depth with this
+/// item is that count plus one, exactly.
 #[uprobe]
 pub fn client_queue_add(ctx: ProbeContext) -> u32 {
-    if go::restarts(&ctx) {
+    let dirty = go::arg(&ctx, 1);
+    let Ok(count) = go::read_u64(dirty) else {
         return 0;
-    }
-    let queue = go::arg(&ctx, 0);
-    let depth = go::read_u64(queue + client_offsets().queue_dirty)
-        .and_then(go::read_u64)
-        .unwrap_or(0);
+    };
     emit(&QueueAddEvent {
         header: header(
             kind::CLIENT_QUEUE_ADD,
             bpf_get_current_pid_tgid(),
             go::goroutine(&ctx),
         ),
-        queue,
-        depth,
+        queue: dirty,
+        depth: count + 1,
     });
     0
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::refctl::{Ledger, Scenario, Size};
+use crate::refctl::{Controller, Ledger, Scenario, Size};
 
 /// One check of a finding against the truth.
 pub struct Check {
@@ -68,8 +68,17 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
                 .filter(|l| l["type"] == kind)
                 .collect::<Vec<_>>()
         };
+        // The Go controller is followed with client-side probes: what they measure.
+        let measured = run.controller == Controller::Go;
+        evidence(&mut checks, ua, measured, report);
         match scenario.kind {
-            "resync-storm" => resync(&mut checks, ua, &of("resync_tick"), report),
+            "resync-storm" => {
+                resync(&mut checks, ua, &of("resync_tick"), report);
+                if measured {
+                    let (ticks, depths) = (of("resync_tick"), of("queue_depth"));
+                    measured_resync(&mut checks, ua, &ticks, &depths, report);
+                }
+            }
             "throttled" => {
                 let qps: f64 = run
                     .arg(size, "qps")
@@ -95,6 +104,9 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
                             what: format!("{ua}: burst {b} (truth {burst}, ±10%)"),
                             ok: within(b, burst, 0.1),
                         });
+                        if measured {
+                            measured_throttling(&mut checks, ua, f, &lines);
+                        }
                     }
                 }
             }
@@ -127,6 +139,133 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
         }
     }
     Checks(checks)
+}
+
+/// Every finding about the Go controller (followed with client-side probes) that the
+/// probes measure is measured; refctl's (not followed) are all inferred.
+fn evidence(checks: &mut Vec<Check>, ua: &str, measured: bool, report: &Value) {
+    let kinds = |evidence: &str| {
+        report["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["user_agent"] == ua && f["evidence"] == evidence)
+            .filter_map(|f| f["kind"].as_str())
+            .collect::<Vec<_>>()
+    };
+    let (got, wrong) = (kinds("measured"), kinds("inferred"));
+    let misplaced: Vec<&str> = if measured {
+        wrong
+            .into_iter()
+            .filter(|k| ["resync_tick", "client_throttling"].contains(k))
+            .collect()
+    } else {
+        got
+    };
+    checks.push(Check {
+        what: format!(
+            "{ua}: findings {} (misplaced: {misplaced:?})",
+            if measured {
+                "measured where client-side probes measure them"
+            } else {
+                "all inferred (no client-side probes)"
+            }
+        ),
+        ok: misplaced.is_empty(),
+    });
+}
+
+/// The measured throttling of `ua` against the ledger's every `throttle_wait` (client-go's
+/// own measurement, through its metrics hook): the requests that passed the limiter
+/// exactly, their waits summed and the longest within 5%; and every request the ledger
+/// sent joined to the server request it became.
+fn measured_throttling(checks: &mut Vec<Check>, ua: &str, f: &Value, lines: &[&Value]) {
+    let waits: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["type"] == "throttle_wait")
+        .filter_map(|l| l["wait_ms"].as_f64())
+        .collect();
+    let requests = lines.iter().filter(|l| l["type"] == "request").count() as u64;
+    let t = &f["throttle"];
+    let limited = t["limited_requests"].as_u64().unwrap_or_default();
+    checks.push(Check {
+        what: format!(
+            "{ua}: {limited} requests passed the rate limiter (ledger {})",
+            waits.len()
+        ),
+        ok: limited == waits.len() as u64,
+    });
+    let total = waits.iter().sum::<f64>() / 1e3;
+    let got = t["wait_s"].as_f64().unwrap_or_default();
+    checks.push(Check {
+        what: format!("{ua}: measured waits {got:.3} s in all (ledger {total:.3} s, ±5%)"),
+        ok: within(got, total, 0.05),
+    });
+    let longest = waits.iter().copied().fold(0.0, f64::max);
+    let got = t["max_wait_ms"].as_f64().unwrap_or_default();
+    checks.push(Check {
+        what: format!("{ua}: longest wait {got:.1} ms (ledger {longest:.1} ms, ±5%)"),
+        ok: within(got, longest, 0.05),
+    });
+    let joined = t["joined_requests"].as_u64().unwrap_or_default();
+    checks.push(Check {
+        what: format!("{ua}: {joined} client requests joined to the server's (ledger {requests})"),
+        ok: joined == requests,
+    });
+}
+
+/// The measured resync of `ua`: each tick's objects exactly as the ledger counted them,
+/// and the deepest its workqueue grew in each burst a tick set off exactly as
+/// client-go's depth metric counted (its `queue_depth` lines in the burst's span).
+fn measured_resync(
+    checks: &mut Vec<Check>,
+    ua: &str,
+    ticks: &[&Value],
+    depths: &[&Value],
+    report: &Value,
+) {
+    let truth: Vec<u64> = ticks.iter().filter_map(|t| t["objects"].as_u64()).collect();
+    let found = findings(report, "resync_tick", ua);
+    let objects: Vec<u64> = found
+        .first()
+        .and_then(|f| f["ticks"].as_array())
+        .map(|t| t.iter().filter_map(|t| t["objects"].as_u64()).collect())
+        .unwrap_or_default();
+    checks.push(Check {
+        what: format!(
+            "{ua}: informer {} re-queued {objects:?} objects per tick (ledger {truth:?})",
+            found
+                .first()
+                .map_or("?", |f| f["informer"].as_str().unwrap_or("?"))
+        ),
+        ok: objects == truth,
+    });
+    let bursts: Vec<&Value> = findings(report, "reconcile_burst", ua)
+        .into_iter()
+        .filter(|b| b["trigger"] == "resync")
+        .collect();
+    let got: Vec<Option<u64>> = bursts.iter().map(|b| b["queue_depth"].as_u64()).collect();
+    // From the tick before the burst to the burst's last request.
+    let want: Vec<Option<u64>> = bursts
+        .iter()
+        .map(|b| {
+            let end = b["end_unix_s"].as_f64().unwrap_or_default();
+            let tick = ticks
+                .iter()
+                .map(|t| time(t))
+                .filter(|t| *t <= end)
+                .fold(f64::MIN, f64::max);
+            depths
+                .iter()
+                .filter(|d| (tick..=end).contains(&time(d)))
+                .filter_map(|d| d["depth"].as_u64())
+                .max()
+        })
+        .collect();
+    checks.push(Check {
+        what: format!("{ua}: workqueue depth {got:?} in the resync bursts (ledger {want:?})"),
+        ok: !got.is_empty() && got == want,
+    });
 }
 
 /// The resync finding of `ua`: its period against the ticks' mean interval, each tick

@@ -18,6 +18,9 @@ use crate::{
     validation::{compare, Comparison},
 };
 
+/// The Go controller fixture's executable name.
+pub const GO_CONTROLLER: &str = "controller-go1.27";
+
 /// A reference controller binary: both write the same ledger.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Controller {
@@ -40,7 +43,7 @@ impl Controller {
                 refctl
             }
             Self::Go => {
-                let mut go = Command::new(fixtures_dir().join("controller-go1.27"));
+                let mut go = Command::new(fixtures_dir().join(GO_CONTROLLER));
                 go.arg("--delay=2s");
                 go
             }
@@ -406,7 +409,14 @@ impl Outcome {
 /// Records the apiserver fixture while `scenario` runs, then compares.
 pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> Outcome {
     let capture = dir.join(format!("{}.capture.jsonl", scenario.name));
-    let recording = Recording::start(server.pid(), &capture);
+    // The Go controller is followed with the client-side probes, as
+    // kube-controller-manager would be.
+    let clients: Vec<&str> = if scenario.runs.iter().any(|r| r.controller == Controller::Go) {
+        vec!["--client", GO_CONTROLLER]
+    } else {
+        Vec::new()
+    };
+    let recording = Recording::start_with_args(server.pid(), &capture, &clients);
     let ledger = run(server, scenario, size, dir);
     // Let the server finish the WATCHes the controller closed as it exited.
     std::thread::sleep(Duration::from_secs(1));

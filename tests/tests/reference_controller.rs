@@ -92,7 +92,7 @@ fn resync_storm_lists_once_per_object_per_tick() {
     // The table says it as a sentence.
     let table = &outcome.table;
     for ua in ["refctl-resync-storm/rv-unset", "refctl-resync-storm/rv-0"] {
-        let sentence = format!("- {ua} sends 10 LISTs in a burst every 1.0s");
+        let sentence = format!("- [inferred] {ua} sends 10 LISTs in a burst every 1.0s");
         assert!(table.contains(&sentence), "no {sentence:?} in:\n{table}");
     }
     assert!(

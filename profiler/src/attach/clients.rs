@@ -96,7 +96,12 @@ async fn client(pid: u32, mut sink: impl ClientSink, mut stop: watch::Receiver<b
     match drain(probes, &target, &mut consumer, stopped).await {
         Ok((end, links)) => {
             let _ = tokio::task::spawn_blocking(move || drop(links)).await;
-            info!(pid, reason = end.reason, dropped = end.dropped_events, "detached from a client");
+            info!(
+                pid,
+                reason = end.reason,
+                dropped = end.dropped_events,
+                "detached from a client"
+            );
         }
         Err(error) => warn!(pid, %error, "following the client stopped; detached"),
     }

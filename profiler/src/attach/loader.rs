@@ -180,7 +180,6 @@ impl Probes {
         let client = ClientOffsets {
             request_rate_limiter: rate_limiter_field(target)?,
             fifo_name: client_go::FIFO_NAME,
-            queue_dirty: client_go::QUEUE_DIRTY,
         };
         let tracking = Tracking {
             allocs: false,
@@ -324,12 +323,12 @@ fn attach(
         let addresses: Vec<(u64, u64)> = match probe.at {
             At::Entry => vec![stack_check_jump(code, function.address)
                 .map_or((function.address, AT_ENTRY), |jump| (jump, AT_STACK_CHECK))],
-            At::CallTo(callee) => target
-                .binary
-                .function(callee)
-                .map(|callee| calls_to(code, function.address, callee.address))
-                .unwrap_or_default()
-                .into_iter()
+            At::CallTo(_) | At::CallToAny(_) => probe
+                .at
+                .callees()
+                .iter()
+                .filter_map(|callee| target.binary.function(callee).ok())
+                .flat_map(|callee| calls_to(code, function.address, callee.address))
                 .map(|call| (call, cookie))
                 .collect(),
         };
@@ -338,8 +337,8 @@ fn attach(
                 binary: target.exe.clone(),
                 function: function.name.clone(),
                 instruction: match probe.at {
-                    At::CallTo(callee) => format!("CALL of {callee}"),
                     At::Entry => "entry".into(),
+                    _ => format!("CALL of {}", probe.at.callees().join(" or ")),
                 },
             };
             if probe.required {

@@ -97,10 +97,7 @@ impl ClientJoin {
                 }
                 Vec::new()
             }
-            Event::QueueAdd(add) => vec![Record::QueueAdd(ClientQueueAdd {
-                pid: self.pid,
-                add,
-            })],
+            Event::QueueAdd(add) => vec![Record::QueueAdd(ClientQueueAdd { pid: self.pid, add })],
             Event::HttpRequest(_)
             | Event::HttpResponse(_)
             | Event::Alloc(_)
@@ -216,7 +213,11 @@ mod tests {
         };
         assert!(join.join(resync(1_000)).is_empty());
         for t in 0..3 {
-            assert!(join.join(Event::Resynced { ktime_ns: 2_000 + t }).is_empty());
+            assert!(join
+                .join(Event::Resynced {
+                    ktime_ns: 2_000 + t
+                })
+                .is_empty());
         }
         assert!(join.settled(2_002 + RESYNC_SETTLE_NS - 1).is_empty());
         let settled = join.settled(2_002 + RESYNC_SETTLE_NS);

@@ -54,7 +54,10 @@ pub fn nil_checked_field(code: &[u8], address: u64) -> Option<u64> {
                 && i.memory_base() == Register::RAX
                 && i.memory_index() == Register::None
                 && matches!(i.memory_size(), MemorySize::UInt64 | MemorySize::Int64)
-                && matches!(i.op1_kind(), OpKind::Immediate8to64 | OpKind::Immediate32to64)
+                && matches!(
+                    i.op1_kind(),
+                    OpKind::Immediate8to64 | OpKind::Immediate32to64
+                )
                 && i.immediate(1) == 0
         })
         .map(|i| i.memory_displacement64())

@@ -15,6 +15,19 @@ pub enum At {
     /// Every CALL of the named function: its arguments are in registers, and the kernel
     /// emulates the call instead of single-stepping it.
     CallTo(&'static str),
+    /// Every CALL of any of the named functions (variants of one operation).
+    CallToAny(&'static [&'static str]),
+}
+
+impl At {
+    /// The functions whose CALLs it names; none for [`At::Entry`].
+    pub fn callees(&self) -> &[&'static str] {
+        match self {
+            Self::Entry => &[],
+            Self::CallTo(callee) => std::slice::from_ref(callee),
+            Self::CallToAny(callees) => callees,
+        }
+    }
 }
 
 /// One probe: an eBPF program and the Go functions it attaches to.
@@ -146,7 +159,10 @@ pub const TRY_THROTTLE: &str = "k8s.io/client-go/rest.(*Request).tryThrottleWith
 /// The client-side probes, on a client-go program asked for with `--client`: each
 /// request it sends, how long client-go's rate limiter held it back, its informers'
 /// resyncs and its workqueues' depth. Per request: three emulated hits (the request,
-/// and the limiter's start and end), plus one per workqueue add.
+/// and the limiter's start and end), plus one per workqueue add. The workqueue's goes on
+/// `(*Typed[T]).Add` of client-go's generic workqueue, each instantiation Go compiled
+/// for a shape of `T` (`(*Typed[go.shape.string]).Add`, …), at its insert of a new item
+/// into its `dirty` set: the runtime's map assignment for the item's shape.
 pub const CLIENT: &[Probe] = &[
     Probe {
         program: "client_request",
@@ -193,14 +209,15 @@ pub const CLIENT: &[Probe] = &[
     },
     Probe {
         program: "client_queue_add",
-        functions: &[QUEUE_ADD],
-        at: At::Entry,
+        functions: &["k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Add"],
+        at: At::CallToAny(&[
+            "runtime.mapassign_faststr",
+            "runtime.mapassign_fast64",
+            "runtime.mapassign_fast32",
+            "runtime.mapassign",
+        ]),
         provides: "workqueue depth",
         required: false,
         writer_fields_from: None,
     },
 ];
-
-/// `(*Typed[T]).Add` of client-go's generic workqueue: Go compiles one body per shape
-/// of `T`, named `(*Typed[go.shape.string]).Add` and so on; the probe goes on each.
-pub const QUEUE_ADD: &str = "k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Add";

@@ -10,7 +10,9 @@
 //! for `throttle_wait`: one per request through client-go's rate limiter, zero waits
 //! included (client-go's own measurement, its `RateLimiterLatency` metric), with two
 //! optional fields refctl does not write: `verb` (the HTTP method) and `url` (client-go's
-//! URL template, the namespace and name as `{namespace}` and `{name}`).
+//! URL template, the namespace and name as `{namespace}` and `{name}`). It also writes
+//! `queue_depth` (`depth`: items waiting for a worker, each time its workqueue takes a
+//! new one, from client-go's own depth metric).
 
 use std::{
     fs::File,

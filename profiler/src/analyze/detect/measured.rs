@@ -45,7 +45,7 @@ struct ClientProcess {
     user_agents: BTreeMap<String, Throttling>,
     /// Resync ticks by informer.
     informers: BTreeMap<String, VecDeque<(u64, u64)>>,
-    /// (time, depth after) of its last workqueue adds.
+    /// (time, depth with the item) of its last workqueue adds.
     adds: VecDeque<(u64, u64)>,
 }
 
@@ -150,7 +150,7 @@ impl Measured {
                 }
             }
             Record::QueueAdd(q) => {
-                client.adds.push_back((q.add.ktime_ns, q.add.depth + 1));
+                client.adds.push_back((q.add.ktime_ns, q.add.depth));
                 if client.adds.len() > MAX_ADDS {
                     client.adds.pop_front();
                 }
@@ -183,7 +183,10 @@ impl Measured {
             }
             None => {
                 self.unjoined += 1;
-                self.servers_unjoined.entry(key).or_default().push_back(at_ns);
+                self.servers_unjoined
+                    .entry(key)
+                    .or_default()
+                    .push_back(at_ns);
                 self.prune(at_ns);
             }
         }
