@@ -29,7 +29,7 @@ const THROTTLED_GRACE_S: f64 = 30.0;
 pub const BACKGROUND: &str = "(background)";
 
 /// The families this collector exports: (name, help, type).
-const FAMILIES: [(&str, &str, MetricType); 18] = [
+const FAMILIES: [(&str, &str, MetricType); 19] = [
     ("apiprof_requests_total", "Requests the observed server finished, by client, verb, resource, rv_class and status code.", MetricType::COUNTER),
     ("apiprof_response_bytes_total", "Response body bytes the observed server wrote for finished requests.", MetricType::COUNTER),
     ("apiprof_request_duration_seconds", "Handler latency of finished requests other than WATCHes, seconds (the API server's own buckets).", MetricType::HISTOGRAM),
@@ -47,6 +47,7 @@ const FAMILIES: [(&str, &str, MetricType); 18] = [
     ("apiprof_resync_period_seconds", "The resync period found for a client (its periodic bursts).", MetricType::GAUGE),
     ("apiprof_client_throttled", "1 while a client's request rate is pinned by its client-side rate limiter (and for 30 s after its last pinned request).", MetricType::GAUGE),
     ("apiprof_build_info", "apiprof's version; always 1.", MetricType::GAUGE),
+    ("apiprof_client_throttle_wait_seconds_total", "Seconds client-go's rate limiter held back the requests of a client followed with client-side probes (--client), as the client measured them.", MetricType::COUNTER),
     ("apiprof_listener_errors_total", "What the daemon's HTTP API refused or failed, by reason: tls_handshake (not TLS, no or a wrong client certificate, too slow), unauthorized (no or a wrong bearer token), tls_reload and token_reload (changed files that could not be used; the previous ones stay).", MetricType::COUNTER),
 ];
 
@@ -162,6 +163,7 @@ impl Collector for LiveCollector {
         let mut found: BTreeMap<(&str, String), u64> = BTreeMap::new();
         let mut periods: BTreeMap<String, f64> = BTreeMap::new();
         let mut throttled: BTreeMap<String, f64> = BTreeMap::new();
+        let mut waited: BTreeMap<String, f64> = BTreeMap::new();
         let now = monotonic_ns();
         let now_unix = live.unix_s(now);
         for f in live.findings(now) {
@@ -171,6 +173,9 @@ impl Collector for LiveCollector {
                 periods.insert(f.user_agent.clone(), period);
             }
             // Pinned now: its last pinned request came less than THROTTLED_GRACE_S ago.
+            if let Some(t) = &f.throttle {
+                *waited.entry(f.user_agent.clone()).or_default() += t.wait_s;
+            }
             if f.kind == throttling::KIND && now_unix - f.end_unix_s <= THROTTLED_GRACE_S {
                 throttled.insert(f.user_agent, 1.0);
             }
@@ -187,8 +192,11 @@ impl Collector for LiveCollector {
             }
         }
         metrics[16].push(gauge(vec![pair("version", env!("CARGO_PKG_VERSION"))], 1.0));
+        for (user_agent, seconds) in waited {
+            metrics[17].push(counter(vec![pair("user_agent", &user_agent)], seconds));
+        }
         for (reason, n) in &live.health.listener_errors {
-            metrics[17].push(counter(vec![pair("reason", reason)], *n as f64));
+            metrics[18].push(counter(vec![pair("reason", reason)], *n as f64));
         }
         FAMILIES
             .iter()

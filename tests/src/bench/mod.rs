@@ -4,7 +4,8 @@
 //! Sections, in order: the apiserver fixture not observed, recorded, followed by the
 //! daemon and audit-logged ([`apiserver`]); each feature's cost and each program's hits
 //! from the kernel's counters ([`features`]); the Go fixture with each tracking feature
-//! added ([`goserver`]); the daemon's CPU, memory and drops up to the highest rate this
+//! added ([`goserver`]); what the client-side probes cost a client-go controller
+//! ([`clients`]); the daemon's CPU, memory and drops up to the highest rate this
 //! machine drives ([`daemon_cost`]); the daemon's pipeline over 72 simulated hours.
 //! `--soak` runs the 30-minute soak instead ([`soak`]).
 //!
@@ -14,6 +15,7 @@
 //! min–max. A full run writes everything it printed to `bench/results.md`.
 
 pub mod apiserver;
+pub mod clients;
 pub mod daemon_cost;
 pub mod drive;
 pub mod features;
@@ -28,7 +30,14 @@ pub mod soak;
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
 /// The sections a run can be limited to (`--section NAME`), in the order they run.
-pub const SECTIONS: [&str; 5] = ["apiserver", "features", "goserver", "daemon", "simulation"];
+pub const SECTIONS: [&str; 6] = [
+    "apiserver",
+    "features",
+    "goserver",
+    "clients",
+    "daemon",
+    "simulation",
+];
 
 /// What to run, and how long.
 #[derive(Debug)]

@@ -13,7 +13,10 @@ use std::{
     time::Duration,
 };
 
-use apiprof::target::probes::{Probe, ALLOC, HTTP, LINEAGE};
+use apiprof::target::probes::{Probe, ALLOC, CLIENT, HTTP, LINEAGE};
+
+/// The feature of the client-side probes (`--client`).
+pub const CLIENT_FEATURE: &str = "client probes";
 
 /// The CPU sampler's program (attached to perf events, not in a probe table).
 const CPU_SAMPLE: &str = "cpu_sample";
@@ -49,6 +52,9 @@ pub fn programs() -> Vec<Program> {
         name: CPU_SAMPLE.into(),
         at: "perf event".into(),
     });
+    for probe in CLIENT {
+        add(&mut all, CLIENT_FEATURE, probe);
+    }
     all
 }
 
@@ -243,7 +249,10 @@ mod tests {
                 assert_eq!(listed[0].feature, feature, "{}", probe.program);
             }
         }
-        assert_eq!(all.last().map(|p| p.name.as_str()), Some(CPU_SAMPLE));
+        assert!(all.iter().any(|p| p.name == CPU_SAMPLE));
+        assert!(CLIENT.iter().all(|c| all
+            .iter()
+            .any(|p| p.name == c.program && p.feature == CLIENT_FEATURE)));
     }
 
     #[test]

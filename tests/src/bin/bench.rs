@@ -3,7 +3,8 @@
 //! `--section NAME` (repeatable) make a partial run, which leaves `bench/` alone.
 
 use apiprof_tests::bench::{
-    apiserver, daemon_cost, features, goserver, machine, out::Out, simulated_hours, soak, Settings,
+    apiserver, clients, daemon_cost, features, goserver, machine, out::Out, simulated_hours, soak,
+    Settings,
 };
 
 #[tokio::main]
@@ -26,6 +27,9 @@ async fn main() {
     }
     if settings.runs("goserver") {
         goserver::section(&mut out, &settings).await;
+    }
+    if settings.runs("clients") {
+        clients::section(&mut out, &settings).await;
     }
     if settings.runs("daemon") {
         daemon_cost::section(&mut out, &settings).await;
