@@ -91,6 +91,10 @@ async fn measure(condition: &str, flags: &[&str], objects: usize) -> Run {
 /// Runs the controller to its end; its CPU time and the requests its ledger lists.
 fn controller(server: &ApiServer, dir: &Path, objects: usize) -> Run {
     let ledger = dir.join("controller.ledger.jsonl");
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped below by wait4, which also gives its CPU time"
+    )]
     let child = Command::new(fixtures_dir().join(GO_CONTROLLER))
         .arg("--kubeconfig")
         .arg(&server.kubeconfig)
