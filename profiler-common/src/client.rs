@@ -62,11 +62,9 @@ const _: () = assert!(core::mem::size_of::<ResyncEvent>() == 32 + 2 * 8 + INFORM
 pub struct ResyncedEvent {
     /// Common header; `kind` is [`crate::event::kind::CLIENT_RESYNCED`].
     pub header: EventHeader,
-    /// The informer's `*sharedProcessor`.
-    pub processor: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ResyncedEvent>() == 32 + 8);
+const _: () = assert!(core::mem::size_of::<ResyncedEvent>() == 32);
 
 /// A workqueue took an item not already waiting (`(*Typed[T]).Add` inserting it into
 /// its `dirty` set), with its depth then: the items added and not yet taken by a worker,

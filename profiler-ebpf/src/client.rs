@@ -69,15 +69,15 @@ fn try_client_request(ctx: &ProbeContext) -> Result<(), i64> {
 /// `tokenBucketRateLimiter{limiter *rate.Limiter; qps float32}` and
 /// `rate.Limiter{mu sync.Mutex; limit float64; burst int}`.
 #[uprobe]
-pub fn client_throttle(ctx: ProbeContext) -> u32 {
+pub fn client_wait(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
         return 0;
     }
-    let _ = try_client_throttle(&ctx);
+    let _ = try_client_wait(&ctx);
     0
 }
 
-fn try_client_throttle(ctx: &ProbeContext) -> Result<(), i64> {
+fn try_client_wait(ctx: &ProbeContext) -> Result<(), i64> {
     let request = go::arg(ctx, 0);
     let limiter = go::read_u64(request + client_offsets().request_rate_limiter + 8)?;
     if limiter == 0 {
@@ -111,7 +111,7 @@ fn try_client_throttle(ctx: &ProbeContext) -> Result<(), i64> {
 /// The `CALL time.Since` in the same function, right after the limiter's `Wait`
 /// returned: the wait's end, as client-go measures it.
 #[uprobe]
-pub fn client_throttled(ctx: ProbeContext) -> u32 {
+pub fn client_waited(ctx: ProbeContext) -> u32 {
     emit(&ThrottleEvent {
         header: header(
             kind::CLIENT_THROTTLE,
@@ -154,8 +154,8 @@ pub fn client_resync(ctx: ProbeContext) -> u32 {
 }
 
 /// The `CALL (*sharedProcessor).distribute` in `(*sharedIndexInformer).OnUpdate`:
-/// the processor in RAX, the notification in RBX and RCX, `sync` in DI (set when old
-/// and new have one resourceVersion: a resync). Only resyncs are reported.
+/// the notification in RBX and RCX, `sync` in DI (set when old and new have one
+/// resourceVersion: a resync). Only resyncs are reported.
 #[uprobe]
 pub fn client_resynced(ctx: ProbeContext) -> u32 {
     if go::arg(&ctx, 3) as u8 == 0 {
@@ -167,7 +167,6 @@ pub fn client_resynced(ctx: ProbeContext) -> u32 {
             bpf_get_current_pid_tgid(),
             go::goroutine(&ctx),
         ),
-        processor: go::arg(&ctx, 0),
     });
     0
 }

@@ -126,6 +126,8 @@ pub struct ResyncTick {
     pub ktime_ns: u64,
     /// The informer's FIFO name (`RealFIFO *v1.ConfigMap`); empty when unreadable.
     pub informer: String,
+    /// The FIFO's address: two informers of one type differ by it.
+    pub fifo: u64,
     /// Objects it handed to the handlers again.
     pub objects: u64,
 }

@@ -84,6 +84,7 @@ impl ClientJoin {
                         pid: self.pid,
                         ktime_ns: r.ktime_ns,
                         informer: r.informer,
+                        fifo: r.fifo,
                         objects: 0,
                     },
                     r.ktime_ns,
@@ -227,6 +228,7 @@ mod tests {
                 pid: 9,
                 ktime_ns: 1_000,
                 informer: "RealFIFO *v1.ConfigMap".into(),
+                fifo: 0xf1f0,
                 objects: 3
             })]
         );

@@ -173,7 +173,7 @@ pub const CLIENT: &[Probe] = &[
         writer_fields_from: None,
     },
     Probe {
-        program: "client_throttle",
+        program: "client_wait",
         functions: &[TRY_THROTTLE],
         at: At::Entry,
         provides: "client-side throttling waits",
@@ -181,7 +181,7 @@ pub const CLIENT: &[Probe] = &[
         writer_fields_from: None,
     },
     Probe {
-        program: "client_throttled",
+        program: "client_waited",
         functions: &[TRY_THROTTLE],
         at: At::CallTo("time.Since"),
         provides: "client-side throttling waits",

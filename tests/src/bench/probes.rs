@@ -256,6 +256,16 @@ mod tests {
     }
 
     #[test]
+    fn programs_differ_in_the_bytes_of_their_name_the_kernel_keeps() {
+        let all = programs();
+        let kept: std::collections::BTreeSet<&str> = all
+            .iter()
+            .map(|p| p.name.get(..KERNEL_NAME_LEN).unwrap_or(&p.name))
+            .collect();
+        assert_eq!(kept.len(), all.len(), "{all:?}");
+    }
+
+    #[test]
     fn a_difference_of_readings_is_what_ran_between_them() {
         let reading = |runs, ms| {
             let count = Count {

@@ -43,8 +43,9 @@ const JOIN_WINDOW_NS: u64 = 10_000_000_000;
 struct ClientProcess {
     /// Requests by user agent (client-go programs may send several).
     user_agents: BTreeMap<String, Throttling>,
-    /// Resync ticks by informer.
-    informers: BTreeMap<String, VecDeque<(u64, u64)>>,
+    /// Resync ticks by informer: its name and its FIFO (two informers of one type
+    /// differ by their FIFO).
+    informers: BTreeMap<(String, u64), VecDeque<(u64, u64)>>,
     /// (time, depth with the item) of its last workqueue adds.
     adds: VecDeque<(u64, u64)>,
 }
@@ -135,15 +136,16 @@ impl Measured {
             Record::Resync(ResyncTick {
                 ktime_ns,
                 informer,
+                fifo,
                 objects,
                 ..
             }) => {
-                if !client.informers.contains_key(informer)
-                    && client.informers.len() >= MAX_INFORMERS
+                let key = (informer.clone(), *fifo);
+                if !client.informers.contains_key(&key) && client.informers.len() >= MAX_INFORMERS
                 {
                     return;
                 }
-                let ticks = client.informers.entry(informer.clone()).or_default();
+                let ticks = client.informers.entry(key).or_default();
                 ticks.push_back((*ktime_ns, *objects));
                 if ticks.len() > MAX_TICKS {
                     ticks.pop_front();
@@ -238,7 +240,7 @@ impl Measured {
             };
             let history = histories.get(user_agent.as_str());
             let bursts: Vec<&Burst> = history.map_or(Vec::new(), |h| h.bursts(now_ns).collect());
-            for (informer, ticks) in &client.informers {
+            for ((informer, _), ticks) in &client.informers {
                 let (finding, starts) = resync(*pid, user_agent, informer, ticks, &bursts, clock);
                 findings.extend(finding);
                 triggered.extend(starts.into_iter().map(|s| (user_agent.clone(), s)));
@@ -257,11 +259,6 @@ impl Measured {
             .filter(|(t, _)| (since_ns..=until_ns).contains(t))
             .map(|(_, depth)| *depth)
             .max()
-    }
-
-    /// Whether client-side probes measured anything.
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
     }
 }
 
