@@ -7,13 +7,12 @@ use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::Prob
 use profiler_common::{
     client::{phase, ClientOffsets, QueueAddEvent, ResyncEvent, ResyncedEvent, ThrottleEvent},
     event::kind,
-    http::HttpRequestEvent,
 };
 
 use crate::{
     go,
-    http::{emit, fill_request, header, wakeup_flags},
-    maps::{count_dropped, offsets, EVENTS},
+    http::{emit, header, report_request, wakeup_flags},
+    maps::{count_dropped, EVENTS},
 };
 
 /// The client-go offsets of the observed client, set at load time.
@@ -35,32 +34,8 @@ pub fn client_request(ctx: ProbeContext) -> u32 {
     if go::restarts(&ctx) {
         return 0;
     }
-    let _ = try_client_request(&ctx);
+    let _ = report_request(&ctx, kind::CLIENT_REQUEST, go::arg(&ctx, 1), 0);
     0
-}
-
-fn try_client_request(ctx: &ProbeContext) -> Result<(), i64> {
-    let offsets = offsets();
-    let goroutine = go::goroutine(ctx);
-    let request = go::arg(ctx, 1);
-    let Some(mut entry) = EVENTS.reserve::<HttpRequestEvent>(0) else {
-        count_dropped();
-        return Ok(());
-    };
-    // SAFETY: reserved ring-buffer memory large enough for the event; every field the
-    // decoder reads is written below before submit.
-    let event = unsafe { &mut *entry.as_mut_ptr() };
-    event.header = header(kind::CLIENT_REQUEST, bpf_get_current_pid_tgid(), goroutine);
-    event.request = request;
-    event.response_writer = 0;
-    event.goid = go::read_u64(goroutine + offsets.g_goid).unwrap_or(0);
-    if let Err(e) = fill_request(event, request, &offsets) {
-        entry.discard(0);
-        count_dropped();
-        return Err(e);
-    }
-    entry.submit(wakeup_flags());
-    Ok(())
 }
 
 /// `func (r *Request) tryThrottleWithInfo(ctx context.Context, retryInfo string) error`

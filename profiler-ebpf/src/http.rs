@@ -39,10 +39,20 @@ pub fn http_serve(ctx: ProbeContext) -> u32 {
 }
 
 fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
+    report_request(ctx, kind::HTTP_REQUEST, go::arg(ctx, 3), go::arg(ctx, 2))
+}
+
+/// Reports the `*http.Request` at `request` as an event of `kind`: a request a server
+/// began serving (with its `ResponseWriter`'s data pointer) or one a client sends (0).
+pub fn report_request(
+    ctx: &ProbeContext,
+    kind: u32,
+    request: u64,
+    response_writer: u64,
+) -> Result<(), i64> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let offsets = offsets();
     let goroutine = go::goroutine(ctx);
-    let request = go::arg(ctx, 3);
     let Some(mut entry) = EVENTS.reserve::<HttpRequestEvent>(0) else {
         count_dropped();
         return Ok(());
@@ -50,9 +60,9 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
     // SAFETY: reserved ring-buffer memory large enough for the event; every field the
     // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
-    event.header = header(kind::HTTP_REQUEST, pid_tgid, goroutine);
+    event.header = header(kind, pid_tgid, goroutine);
     event.request = request;
-    event.response_writer = go::arg(ctx, 2);
+    event.response_writer = response_writer;
     event.goid = go::read_u64(goroutine + offsets.g_goid).unwrap_or(0);
     if let Err(e) = fill_request(event, request, &offsets) {
         // A request we cannot read is not one we can attribute: count it as dropped so
@@ -67,7 +77,7 @@ fn try_http_serve(ctx: &ProbeContext) -> Result<(), i64> {
 
 /// Copies the request line, the peer's address and the User-Agent: the `Request` and
 /// its `URL` in one read each, then the strings they point to.
-pub fn fill_request(
+fn fill_request(
     event: &mut HttpRequestEvent,
     request: u64,
     offsets: &GoOffsets,

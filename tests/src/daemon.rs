@@ -8,7 +8,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{apiprof_bin, load::Tally};
+use crate::{
+    apiprof_bin,
+    apiserver::ApiServer,
+    load::Tally,
+    refctl::{self, Size},
+};
 
 /// A running `apiprof daemon` on a free loopback port; killed on drop if not stopped.
 pub struct Daemon {
@@ -127,6 +132,28 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         None
+    }
+
+    /// Runs the reference controller's scenario `name` (short) against `server` while
+    /// this daemon follows the server, waits for the last requests' ends, and asserts
+    /// the daemon's `/findings` pass the scenario's checks against the ledger (printed);
+    /// returns the ledger.
+    pub async fn run_checked(&self, server: &ApiServer, name: &str) -> refctl::Ledger {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let scenario = refctl::scenario(name).expect("a scenario");
+        let ledger = refctl::run(server, scenario, Size::Short, dir.path());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let findings: serde_json::Value =
+            serde_json::from_str(&self.get("/findings").await).expect("/findings is JSON");
+        let checks = crate::findings::check(
+            scenario,
+            Size::Short,
+            &ledger,
+            &serde_json::json!({ "findings": findings }),
+        );
+        print!("{checks}");
+        assert!(checks.passed(), "{checks}");
+        ledger
     }
 
     /// Stops the daemon with SIGTERM, as Kubernetes stops a pod, and waits for it.

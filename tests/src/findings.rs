@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::refctl::{Controller, Ledger, Scenario, Size};
+use crate::refctl::{Ledger, Scenario, Size};
 
 /// One check of a finding against the truth.
 pub struct Check {
@@ -69,7 +69,7 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
                 .collect::<Vec<_>>()
         };
         // The Go controller is followed with client-side probes: what they measure.
-        let measured = run.controller == Controller::Go;
+        let measured = run.controller.go_binary().is_some();
         evidence(&mut checks, ua, measured, report);
         match scenario.kind {
             "resync-storm" => {

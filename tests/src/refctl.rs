@@ -28,9 +28,22 @@ pub enum Controller {
     Refctl,
     /// The client-go controller fixture, `controller-go1.27`.
     Go,
+    /// The same stripped (`-ldflags=-s -w`, as release builds of
+    /// kube-controller-manager are): `controller-go1.27-stripped`.
+    GoStripped,
 }
 
 impl Controller {
+    /// The Go controller's executable name, which `apiprof --client` follows; `None`
+    /// for refctl (not followed).
+    pub fn go_binary(self) -> Option<&'static str> {
+        match self {
+            Self::Refctl => None,
+            Self::Go => Some(GO_CONTROLLER),
+            Self::GoStripped => Some("controller-go1.27-stripped"),
+        }
+    }
+
     /// The binary and the flags it gets before the scenario's: the Go controller waits
     /// 2 s before its first request, so a profiler attaching to it by name has time to.
     fn command(self) -> Command {
@@ -42,8 +55,9 @@ impl Controller {
                 }
                 refctl
             }
-            Self::Go => {
-                let mut go = Command::new(fixtures_dir().join(GO_CONTROLLER));
+            Self::Go | Self::GoStripped => {
+                let binary = self.go_binary().expect("a Go controller");
+                let mut go = Command::new(fixtures_dir().join(binary));
                 go.arg("--delay=2s");
                 go
             }
@@ -77,185 +91,149 @@ pub enum Size {
     Short,
 }
 
+/// A scenario's arguments in its full and short sizes (the same for both controllers).
+type Args = (&'static [&'static str], &'static [&'static str]);
+
+const RESYNC_UNSET: Args = (
+    &[
+        "resync-storm",
+        "--objects=50",
+        "--interval=3",
+        "--ticks=3",
+        "--rv=unset",
+    ],
+    &[
+        "resync-storm",
+        "--objects=10",
+        "--interval=1",
+        "--ticks=3",
+        "--rv=unset",
+    ],
+);
+const RESYNC_ZERO: Args = (
+    &[
+        "resync-storm",
+        "--objects=50",
+        "--interval=3",
+        "--ticks=3",
+        "--rv=0",
+    ],
+    &[
+        "resync-storm",
+        "--objects=10",
+        "--interval=1",
+        "--ticks=3",
+        "--rv=0",
+    ],
+);
+const THROTTLED: Args = (
+    &["throttled", "--qps=20", "--burst=30", "--objects=100"],
+    &["throttled", "--qps=20", "--burst=30", "--objects=30"],
+);
+const RESTART: Args = (
+    &["restart-catchup", "--parents=100", "--children=100"],
+    &["restart-catchup", "--parents=6", "--children=10"],
+);
+const RESTART_FIXED: Args = (
+    &[
+        "restart-catchup",
+        "--parents=100",
+        "--children=100",
+        "--fixed",
+    ],
+    &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
+);
+
+/// A run of `controller` sending as `user_agent`.
+const fn of(controller: Controller, user_agent: &'static str, (full, short): Args) -> Run {
+    Run {
+        controller,
+        user_agent,
+        full,
+        short,
+    }
+}
+
+use Controller::{Go, GoStripped, Refctl};
+
 /// Every scenario, in the order `cargo xtask validate` runs them.
-pub const SCENARIOS: [Scenario; 8] = [
+pub const SCENARIOS: [Scenario; 9] = [
     Scenario {
         name: "resync-storm",
         kind: "resync-storm",
         runs: &[
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-resync-storm/rv-unset",
-                full: &[
-                    "resync-storm",
-                    "--objects=50",
-                    "--interval=3",
-                    "--ticks=3",
-                    "--rv=unset",
-                ],
-                short: &[
-                    "resync-storm",
-                    "--objects=10",
-                    "--interval=1",
-                    "--ticks=3",
-                    "--rv=unset",
-                ],
-            },
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-resync-storm/rv-0",
-                full: &[
-                    "resync-storm",
-                    "--objects=50",
-                    "--interval=3",
-                    "--ticks=3",
-                    "--rv=0",
-                ],
-                short: &[
-                    "resync-storm",
-                    "--objects=10",
-                    "--interval=1",
-                    "--ticks=3",
-                    "--rv=0",
-                ],
-            },
+            of(Refctl, "refctl-resync-storm/rv-unset", RESYNC_UNSET),
+            of(Refctl, "refctl-resync-storm/rv-0", RESYNC_ZERO),
         ],
     },
     Scenario {
         name: "throttled",
         kind: "throttled",
-        runs: &[Run {
-            controller: Controller::Refctl,
-            user_agent: "refctl-throttled",
-            full: &["throttled", "--qps=20", "--burst=30", "--objects=100"],
-            short: &["throttled", "--qps=20", "--burst=30", "--objects=30"],
-        }],
+        runs: &[of(Refctl, "refctl-throttled", THROTTLED)],
     },
     Scenario {
         name: "restart-catchup",
         kind: "restart-catchup",
         runs: &[
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-restart-catchup",
-                full: &["restart-catchup", "--parents=100", "--children=100"],
-                short: &["restart-catchup", "--parents=6", "--children=10"],
-            },
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-restart-catchup/fixed",
-                full: &[
-                    "restart-catchup",
-                    "--parents=100",
-                    "--children=100",
-                    "--fixed",
-                ],
-                short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
-            },
+            of(Refctl, "refctl-restart-catchup", RESTART),
+            of(Refctl, "refctl-restart-catchup/fixed", RESTART_FIXED),
         ],
     },
     Scenario {
         name: "watch-burst",
         kind: "watch-burst",
-        runs: &[Run {
-            controller: Controller::Refctl,
-            user_agent: "refctl-watch-burst",
-            full: &["watch-burst", "--objects=50", "--rounds=4"],
-            short: &["watch-burst", "--objects=10", "--rounds=3"],
-        }],
+        runs: &[of(
+            Refctl,
+            "refctl-watch-burst",
+            (
+                &["watch-burst", "--objects=50", "--rounds=4"],
+                &["watch-burst", "--objects=10", "--rounds=3"],
+            ),
+        )],
     },
     Scenario {
         name: "mixed",
         kind: "mixed",
         runs: &[
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-mixed/h2",
-                full: &["mixed", "--http=h2"],
-                short: &["mixed", "--http=h2"],
-            },
-            Run {
-                controller: Controller::Refctl,
-                user_agent: "refctl-mixed/h1",
-                full: &["mixed", "--http=h1"],
-                short: &["mixed", "--http=h1"],
-            },
+            of(
+                Refctl,
+                "refctl-mixed/h2",
+                (&["mixed", "--http=h2"], &["mixed", "--http=h2"]),
+            ),
+            of(
+                Refctl,
+                "refctl-mixed/h1",
+                (&["mixed", "--http=h1"], &["mixed", "--http=h1"]),
+            ),
         ],
     },
     Scenario {
         name: "go-resync-storm",
         kind: "resync-storm",
         runs: &[
-            Run {
-                controller: Controller::Go,
-                user_agent: "gorefctl-resync-storm/rv-unset",
-                full: &[
-                    "resync-storm",
-                    "--objects=50",
-                    "--interval=3",
-                    "--ticks=3",
-                    "--rv=unset",
-                ],
-                short: &[
-                    "resync-storm",
-                    "--objects=10",
-                    "--interval=1",
-                    "--ticks=3",
-                    "--rv=unset",
-                ],
-            },
-            Run {
-                controller: Controller::Go,
-                user_agent: "gorefctl-resync-storm/rv-0",
-                full: &[
-                    "resync-storm",
-                    "--objects=50",
-                    "--interval=3",
-                    "--ticks=3",
-                    "--rv=0",
-                ],
-                short: &[
-                    "resync-storm",
-                    "--objects=10",
-                    "--interval=1",
-                    "--ticks=3",
-                    "--rv=0",
-                ],
-            },
+            of(Go, "gorefctl-resync-storm/rv-unset", RESYNC_UNSET),
+            of(Go, "gorefctl-resync-storm/rv-0", RESYNC_ZERO),
         ],
     },
     Scenario {
         name: "go-throttled",
         kind: "throttled",
-        runs: &[Run {
-            controller: Controller::Go,
-            user_agent: "gorefctl-throttled",
-            full: &["throttled", "--qps=20", "--burst=30", "--objects=100"],
-            short: &["throttled", "--qps=20", "--burst=30", "--objects=30"],
-        }],
+        runs: &[of(Go, "gorefctl-throttled", THROTTLED)],
     },
     Scenario {
         name: "go-restart-catchup",
         kind: "restart-catchup",
         runs: &[
-            Run {
-                controller: Controller::Go,
-                user_agent: "gorefctl-restart-catchup",
-                full: &["restart-catchup", "--parents=100", "--children=100"],
-                short: &["restart-catchup", "--parents=6", "--children=10"],
-            },
-            Run {
-                controller: Controller::Go,
-                user_agent: "gorefctl-restart-catchup/fixed",
-                full: &[
-                    "restart-catchup",
-                    "--parents=100",
-                    "--children=100",
-                    "--fixed",
-                ],
-                short: &["restart-catchup", "--parents=6", "--children=10", "--fixed"],
-            },
+            of(Go, "gorefctl-restart-catchup", RESTART),
+            of(Go, "gorefctl-restart-catchup/fixed", RESTART_FIXED),
         ],
+    },
+    // The client probes in a binary without symbols: names from gopclntab, the rate
+    // limiter's field from the machine code.
+    Scenario {
+        name: "go-stripped-throttled",
+        kind: "throttled",
+        runs: &[of(GoStripped, "gorefctl-throttled", THROTTLED)],
     },
 ];
 
@@ -406,16 +384,39 @@ impl Outcome {
     }
 }
 
+/// Runs scenario `name` (short) under `apiprof record` against a fresh apiserver
+/// fixture and asserts the report matches the ledger: precision and recall 1.0 per
+/// client key and per HTTP version, bytes within tolerance, every finding check.
+pub fn validated(name: &str) -> Outcome {
+    let server = ApiServer::start(crate::APISERVER_BUILDS[0]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let scenario = self::scenario(name).expect("a scenario");
+    let outcome = validate(&server, scenario, Size::Short, dir.path());
+    let c = &outcome.comparison;
+    assert_eq!((c.precision, c.recall), (1.0, 1.0), "{name}:\n{c}");
+    assert!(c.passed(), "{name}: bytes outside tolerance:\n{c}");
+    let h = &outcome.http_versions;
+    assert_eq!((h.precision, h.recall), (1.0, 1.0), "{name}:\n{h}");
+    eprint!("{name}: findings:\n{}", outcome.findings);
+    assert!(
+        outcome.findings.passed(),
+        "{name}: findings:\n{}",
+        outcome.findings
+    );
+    outcome
+}
+
 /// Records the apiserver fixture while `scenario` runs, then compares.
 pub fn validate(server: &ApiServer, scenario: &Scenario, size: Size, dir: &Path) -> Outcome {
     let capture = dir.join(format!("{}.capture.jsonl", scenario.name));
     // The Go controller is followed with the client-side probes, as
     // kube-controller-manager would be.
-    let clients: Vec<&str> = if scenario.runs.iter().any(|r| r.controller == Controller::Go) {
-        vec!["--client", GO_CONTROLLER]
-    } else {
-        Vec::new()
-    };
+    let clients: Vec<&str> = scenario
+        .runs
+        .iter()
+        .filter_map(|r| r.controller.go_binary())
+        .flat_map(|binary| ["--client", binary])
+        .collect();
     let recording = Recording::start_with_args(server.pid(), &capture, &clients);
     let ledger = run(server, scenario, size, dir);
     // Let the server finish the WATCHes the controller closed as it exited.

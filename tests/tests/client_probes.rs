@@ -8,37 +8,16 @@
 //! every client request joined to the server request it became; and the daemon does the
 //! same live. Root only: loads real eBPF programs.
 
-use std::time::Duration;
-
 use apiprof_tests::{
     apiserver::ApiServer,
     daemon::{samples, Daemon},
-    refctl::{self, Size},
+    refctl::{self, validated},
     APISERVER_BUILDS,
 };
 
-/// Runs Go scenario `name` (short) with client-side probes and asserts the report
-/// matches the ledger; returns the table.
-fn validated(name: &str) -> String {
-    let server = ApiServer::start(APISERVER_BUILDS[0]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = refctl::scenario(name).expect("a scenario");
-    let outcome = refctl::validate(&server, scenario, Size::Short, dir.path());
-    let c = &outcome.comparison;
-    assert_eq!((c.precision, c.recall), (1.0, 1.0), "{name}:\n{c}");
-    assert!(c.passed(), "{name}: bytes outside tolerance:\n{c}");
-    eprintln!("{name}: findings:\n{}", outcome.findings);
-    assert!(
-        outcome.findings.passed(),
-        "{name}: findings:\n{}",
-        outcome.findings
-    );
-    outcome.table
-}
-
 #[test]
 fn throttling_is_measured_in_the_client() {
-    let table = validated("go-throttled");
+    let table = validated("go-throttled").table;
     assert!(
         table.contains("- [measured] gorefctl-throttled (pid ")
             && table.contains("was held back by client-go's rate limiter (qps 20, burst 30, read from its memory)"),
@@ -47,8 +26,13 @@ fn throttling_is_measured_in_the_client() {
 }
 
 #[test]
+fn a_stripped_client_is_measured_alike() {
+    validated("go-stripped-throttled");
+}
+
+#[test]
 fn resyncs_are_measured_in_the_client() {
-    let table = validated("go-resync-storm");
+    let table = validated("go-resync-storm").table;
     for ua in [
         "gorefctl-resync-storm/rv-unset",
         "gorefctl-resync-storm/rv-0",
@@ -75,21 +59,7 @@ async fn the_daemon_measures_a_client_live() {
     let pid = server.pid().to_string();
     let daemon = Daemon::start(&["--pid", &pid, "--client", refctl::GO_CONTROLLER]);
     daemon.wait_attached(server.pid()).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = refctl::scenario("go-throttled").expect("the go-throttled scenario");
-    let ledger = refctl::run(&server, scenario, Size::Short, dir.path());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    let findings: serde_json::Value =
-        serde_json::from_str(&daemon.get("/findings").await).expect("/findings is JSON");
-    let checks = apiprof_tests::findings::check(
-        scenario,
-        Size::Short,
-        &ledger,
-        &serde_json::json!({ "findings": findings }),
-    );
-    print!("{checks}");
-    assert!(checks.passed(), "{checks}");
+    let ledger = daemon.run_checked(&server, "go-throttled").await;
     let metrics = daemon.get("/metrics").await;
     let waited = samples(&metrics, "apiprof_client_throttle_wait_seconds_total");
     let truth: f64 = ledger

@@ -379,21 +379,7 @@ async fn the_daemon_serves_findings_and_their_metrics() {
     let server = ApiServer::start(BUILD);
     let daemon = Daemon::start(&["--pid", &server.pid().to_string()]);
     daemon.wait_attached(server.pid()).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = refctl::scenario("throttled").expect("the throttled scenario");
-    let ledger = refctl::run(&server, scenario, Size::Short, dir.path());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-
-    let findings: serde_json::Value =
-        serde_json::from_str(&daemon.get("/findings").await).expect("/findings is JSON");
-    let checks = apiprof_tests::findings::check(
-        scenario,
-        Size::Short,
-        &ledger,
-        &serde_json::json!({ "findings": findings }),
-    );
-    print!("{checks}");
-    assert!(checks.passed(), "{checks}");
+    daemon.run_checked(&server, "throttled").await;
     let metrics = daemon.get("/metrics").await;
     check_metrics(&metrics);
     let throttled = samples(&metrics, "apiprof_client_throttled");

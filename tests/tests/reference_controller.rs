@@ -6,31 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use apiprof_tests::{
-    apiserver::ApiServer,
-    refctl::{self, Outcome, Size},
-    APISERVER_BUILDS,
-};
+use apiprof_tests::refctl::validated;
 use serde_json::Value;
-
-/// Runs scenario `name` (short) under apiprof and asserts the report matches the ledger.
-fn validated(name: &str) -> Outcome {
-    let server = ApiServer::start(APISERVER_BUILDS[0]);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let scenario = refctl::scenario(name).expect("a scenario");
-    let outcome = refctl::validate(&server, scenario, Size::Short, dir.path());
-    let c = &outcome.comparison;
-    assert_eq!((c.precision, c.recall), (1.0, 1.0), "{name}:\n{c}");
-    assert!(c.passed(), "{name}: bytes outside tolerance:\n{c}");
-    let h = &outcome.http_versions;
-    assert_eq!((h.precision, h.recall), (1.0, 1.0), "{name}:\n{h}");
-    assert!(
-        outcome.findings.passed(),
-        "{name}: findings:\n{}",
-        outcome.findings
-    );
-    outcome
-}
 
 fn of<'l>(run: &[&'l Value], kind: &str) -> Vec<&'l Value> {
     run.iter().copied().filter(|l| l["type"] == kind).collect()

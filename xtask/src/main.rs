@@ -73,8 +73,8 @@ enum Command {
     /// apiprof and compare apiprof's report with the controller's ledger.
     Validate {
         /// One scenario (resync-storm, throttled, restart-catchup, watch-burst, mixed, or
-        /// the Go controller's go-resync-storm, go-throttled, go-restart-catchup); all if
-        /// absent.
+        /// the Go controller's go-resync-storm, go-throttled, go-restart-catchup,
+        /// go-stripped-throttled); all if absent.
         scenario: Option<String>,
     },
 }

@@ -61,25 +61,14 @@ pub async fn follow<S: ClientSink>(
 /// Attaches the client-side probes to process `pid` and hands its records to `sink`
 /// (first a [`Record::Client`]) until it exits or `stop` turns true.
 async fn client(pid: u32, mut sink: impl ClientSink, mut stop: watch::Receiver<bool>) {
-    let attached = tokio::task::spawn_blocking(move || {
+    let attached = super::attach_to(pid, "client", move || {
         let target = Target::open(pid)?;
         let probes = Probes::attach_client(&target)?;
-        anyhow::Ok((target, probes))
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
-    let (target, probes) = match attached {
-        Ok(attached) => attached,
-        Err(error) => {
-            warn!(
-                pid,
-                error = format!("{error:#}"),
-                "cannot attach to the client; not retried while it runs"
-            );
-            sink.refused();
-            return;
-        }
+        Ok((target, probes))
+    });
+    let Some((target, probes)) = attached.await else {
+        sink.refused();
+        return;
     };
     info!(pid, exe = %target.exe.display(), probes = probes.functions.len(), "attached to a client");
     sink.record(Record::Client(Client {

@@ -5,12 +5,12 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 use super::state::{lock, Live};
 use crate::{
     analyze::clients::Clients,
-    attach::{processes::age, Probes, Tracking},
+    attach::{attach_to, processes::age, Probes, Tracking},
     capture::{CaptureError, Record, Rotating, Rotation},
     events::drain::{drain, Consumer, StopReason},
     target::{Binaries, Target},
@@ -28,26 +28,15 @@ pub async fn follow(
     stop: oneshot::Receiver<()>,
 ) {
     let started = std::time::Instant::now();
-    let attached = tokio::task::spawn_blocking(move || {
+    let attached = attach_to(pid, "process", move || {
         let target =
             Target::open_cached(pid, &mut binaries.lock().unwrap_or_else(|e| e.into_inner()))?;
         let probes = Probes::attach(&target, tracking)?;
-        anyhow::Ok((target, probes))
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
-    let (target, probes) = match attached {
-        Ok(attached) => attached,
-        Err(error) => {
-            warn!(
-                pid,
-                error = format!("{error:#}"),
-                "cannot attach; not retried while the process runs"
-            );
-            lock(&live).health.attach_errors += 1;
-            return;
-        }
+        Ok((target, probes))
+    });
+    let Some((target, probes)) = attached.await else {
+        lock(&live).health.attach_errors += 1;
+        return;
     };
     let header = probes.header(&target);
     let latency = age(pid).unwrap_or_default();

@@ -141,8 +141,7 @@ impl Measured {
                 ..
             }) => {
                 let key = (informer.clone(), *fifo);
-                if !client.informers.contains_key(&key) && client.informers.len() >= MAX_INFORMERS
-                {
+                if !client.informers.contains_key(&key) && client.informers.len() >= MAX_INFORMERS {
                     return;
                 }
                 let ticks = client.informers.entry(key).or_default();
