@@ -66,21 +66,54 @@ pub struct ResyncedEvent {
 
 const _: () = assert!(core::mem::size_of::<ResyncedEvent>() == 32);
 
-/// A workqueue took an item not already waiting (`(*Typed[T]).Add` inserting it into
-/// its `dirty` set), with its depth then: the items added and not yet taken by a worker,
-/// this one included (`len(dirty)`, what client-go's depth metric counts).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct QueueAddEvent {
-    /// Common header; `kind` is [`crate::event::kind::CLIENT_QUEUE_ADD`].
-    pub header: EventHeader,
-    /// The queue's `dirty` set (its address): one per queue.
-    pub queue: u64,
-    /// Its depth with the item.
-    pub depth: u64,
+/// Bytes of a workqueue item kept to tell items apart (a string key's first bytes, a
+/// word, or the start of a struct).
+pub const ITEM_CAP: usize = 32;
+
+/// What a workqueue did with an item, in [`QueueEvent::op`].
+pub mod queue_op {
+    /// `(*Typed[T]).Add` took an item not already waiting: inserting it into `dirty`.
+    pub const ADD: u64 = 1;
+    /// `(*Typed[T]).Get` handed an item to a worker: deleting it from `dirty`.
+    pub const GET: u64 = 2;
 }
 
-const _: () = assert!(core::mem::size_of::<QueueAddEvent>() == 32 + 2 * 8);
+/// How the runtime map function the workqueue probe sits on takes its key, in the
+/// probe's cookie: `mapassign_faststr`/`mapdelete_faststr` (a string in RCX and RDI),
+/// `…_fast64` and `…_fast32` (the value in RCX), or the generic ones (a pointer to it in
+/// RCX).
+pub mod key_kind {
+    /// A string.
+    pub const STRING: u64 = 0;
+    /// A 64-bit word.
+    pub const WORD64: u64 = 1;
+    /// A 32-bit word.
+    pub const WORD32: u64 = 2;
+    /// Anything else, by pointer.
+    pub const POINTER: u64 = 3;
+}
+
+/// A workqueue took an item or handed one to a worker, under its lock, with its depth:
+/// the items added and not yet taken (`len(dirty)`, what client-go's depth metric
+/// counts), the item included at an add and no longer at a get.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct QueueEvent {
+    /// Common header; `kind` is [`crate::event::kind::CLIENT_QUEUE`].
+    pub header: EventHeader,
+    /// One of [`queue_op`].
+    pub op: u64,
+    /// The queue's `dirty` set (its address): one per queue.
+    pub queue: u64,
+    /// Its depth after the operation.
+    pub depth: u64,
+    /// The item's length (a string's; a word's or the copied bytes' otherwise).
+    pub item_len: u64,
+    /// The item's first `min(item_len, ITEM_CAP)` bytes.
+    pub item: [u8; ITEM_CAP],
+}
+
+const _: () = assert!(core::mem::size_of::<QueueEvent>() == 32 + 4 * 8 + ITEM_CAP);
 const _: () = assert!(core::mem::size_of::<ClientOffsets>() == 2 * 8);
 
 /// Where client-go keeps what the probes read, for the observed client's client-go,
@@ -110,6 +143,6 @@ mod pod {
     unsafe impl aya::Pod for super::ThrottleEvent {}
     unsafe impl aya::Pod for super::ResyncEvent {}
     unsafe impl aya::Pod for super::ResyncedEvent {}
-    unsafe impl aya::Pod for super::QueueAddEvent {}
+    unsafe impl aya::Pod for super::QueueEvent {}
     unsafe impl aya::Pod for super::ClientOffsets {}
 }

@@ -21,8 +21,8 @@ pub mod kind {
     pub const CLIENT_RESYNC: u32 = 8;
     /// A [`crate::client::ResyncedEvent`].
     pub const CLIENT_RESYNCED: u32 = 9;
-    /// A [`crate::client::QueueAddEvent`].
-    pub const CLIENT_QUEUE_ADD: u32 = 10;
+    /// A [`crate::client::QueueEvent`].
+    pub const CLIENT_QUEUE: u32 = 10;
 }
 
 /// Which goroutine a sample was taken on, by id, for userspace to find the request it

@@ -3,9 +3,17 @@
 //! workqueues' depth. Attached only to the clients asked for (`--client`), each where
 //! the kernel emulates the probed instruction, as on the server side.
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::uprobe, programs::ProbeContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
+    macros::uprobe,
+    programs::ProbeContext,
+    EbpfContext,
+};
 use profiler_common::{
-    client::{phase, ClientOffsets, QueueAddEvent, ResyncEvent, ResyncedEvent, ThrottleEvent},
+    client::{
+        key_kind, phase, queue_op, ClientOffsets, QueueEvent, ResyncEvent, ResyncedEvent,
+        ThrottleEvent, ITEM_CAP,
+    },
     event::kind,
 };
 
@@ -148,24 +156,56 @@ pub fn client_resynced(ctx: ProbeContext) -> u32 {
 
 /// The `CALL runtime.mapassign*` in `func (q *Typed[T]) Add(item T)` of
 /// `k8s.io/client-go/util/workqueue` (each shape instantiation): `q.dirty.Insert(item)`,
-/// reached only for an item not already waiting, with the queue's lock held. The map
-/// (`dirty`: the items added and not yet taken) is in RBX; Go keeps its count first in
-/// the map's header (`hmap.count`, Swiss `Map.used`), so the queue's depth with this
-/// item is that count plus one, exactly.
+/// reached only for an item not already waiting; and the `CALL runtime.mapdelete*` in
+/// `Get`: `q.dirty.Delete(item)` as it hands the item to a worker. Both with the
+/// queue's lock held. The map (`dirty`: the items added and not yet taken) is in RBX,
+/// the item in RCX (and its length in RDI for a string; the cookie says how, see
+/// [`key_kind`], and which operation, see [`queue_op`]). Go keeps a map's count first in
+/// its header (`hmap.count`, Swiss `Map.used`), so the depth is exact.
 #[uprobe]
-pub fn client_queue_add(ctx: ProbeContext) -> u32 {
+pub fn client_queue(ctx: ProbeContext) -> u32 {
+    // SAFETY: a helper without preconditions.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let (op, key) = (cookie >> 8, cookie & 0xff);
     let dirty = go::arg(&ctx, 1);
     let Ok(count) = go::read_u64(dirty) else {
         return 0;
     };
-    emit(&QueueAddEvent {
+    let mut event = QueueEvent {
         header: header(
-            kind::CLIENT_QUEUE_ADD,
+            kind::CLIENT_QUEUE,
             bpf_get_current_pid_tgid(),
             go::goroutine(&ctx),
         ),
+        op,
         queue: dirty,
-        depth: count + 1,
-    });
+        // The item is in the set at a get, and not yet at an add.
+        depth: if op == queue_op::ADD {
+            count + 1
+        } else {
+            count.saturating_sub(1)
+        },
+        item_len: 0,
+        item: [0; ITEM_CAP],
+    };
+    let item = go::arg(&ctx, 2);
+    event.item_len = match key {
+        key_kind::STRING => {
+            u64::from(go::read_bytes(item, go::arg(&ctx, 3), &mut event.item).unwrap_or(0))
+        }
+        key_kind::WORD64 => {
+            event.item[..8].copy_from_slice(&item.to_le_bytes());
+            8
+        }
+        key_kind::WORD32 => {
+            event.item[..4].copy_from_slice(&(item as u32).to_le_bytes());
+            4
+        }
+        _ => {
+            let n = go::read_bytes(item, ITEM_CAP as u64, &mut event.item).unwrap_or(0);
+            u64::from(n)
+        }
+    };
+    emit(&event);
     0
 }

@@ -75,8 +75,7 @@ pub fn check(scenario: &Scenario, size: Size, ledger: &Ledger, report: &Value) -
             "resync-storm" => {
                 resync(&mut checks, ua, &of("resync_tick"), report);
                 if measured {
-                    let (ticks, depths) = (of("resync_tick"), of("queue_depth"));
-                    measured_resync(&mut checks, ua, &ticks, &depths, report);
+                    measured_resync(&mut checks, ua, &lines, report);
                 }
             }
             "throttled" => {
@@ -214,17 +213,19 @@ fn measured_throttling(checks: &mut Vec<Check>, ua: &str, f: &Value, lines: &[&V
     });
 }
 
-/// The measured resync of `ua`: each tick's objects exactly as the ledger counted them,
-/// and the deepest its workqueue grew in each burst a tick set off exactly as
-/// client-go's depth metric counted (its `queue_depth` lines in the burst's span).
-fn measured_resync(
-    checks: &mut Vec<Check>,
-    ua: &str,
-    ticks: &[&Value],
-    depths: &[&Value],
-    report: &Value,
-) {
-    let truth: Vec<u64> = ticks.iter().filter_map(|t| t["objects"].as_u64()).collect();
+/// The measured resync of `ua`: each tick's objects exactly as the ledger counted them;
+/// in each burst a tick set off, the deepest its workqueue grew exactly as client-go's
+/// depth metric counted, and the longest an item waited in it within 5% of client-go's
+/// queue latency metric (both clocks read within microseconds of each other, by waits
+/// of milliseconds): the ledger's `queue_depth` and `queue_wait` lines from the tick to
+/// the burst's last request.
+fn measured_resync(checks: &mut Vec<Check>, ua: &str, lines: &[&Value], report: &Value) {
+    fn of<'l>(lines: &'l [&'l Value], kind: &'l str) -> impl Iterator<Item = &'l Value> + 'l {
+        lines.iter().copied().filter(move |l| l["type"] == kind)
+    }
+    let truth: Vec<u64> = of(lines, "resync_tick")
+        .filter_map(|t| t["objects"].as_u64())
+        .collect();
     let found = findings(report, "resync_tick", ua);
     let objects: Vec<u64> = found
         .first()
@@ -244,27 +245,50 @@ fn measured_resync(
         .into_iter()
         .filter(|b| b["trigger"] == "resync")
         .collect();
-    let got: Vec<Option<u64>> = bursts.iter().map(|b| b["queue_depth"].as_u64()).collect();
-    // From the tick before the burst to the burst's last request.
-    let want: Vec<Option<u64>> = bursts
-        .iter()
-        .map(|b| {
-            let end = b["end_unix_s"].as_f64().unwrap_or_default();
-            let tick = ticks
-                .iter()
-                .map(|t| time(t))
-                .filter(|t| *t <= end)
-                .fold(f64::MIN, f64::max);
-            depths
-                .iter()
-                .filter(|d| (tick..=end).contains(&time(d)))
-                .filter_map(|d| d["depth"].as_u64())
-                .max()
-        })
-        .collect();
+    // The ledger's largest `field` of `kind` lines from the tick before each burst to
+    // its end.
+    let ledger = |kind: &str, field: &str| -> Vec<Option<f64>> {
+        bursts
+            .iter()
+            .map(|b| {
+                let end = b["end_unix_s"].as_f64().unwrap_or_default();
+                let tick = of(lines, "resync_tick")
+                    .map(time)
+                    .filter(|t| *t <= end)
+                    .fold(f64::MIN, f64::max);
+                of(lines, kind)
+                    .filter(|l| (tick..=end).contains(&time(l)))
+                    .filter_map(|l| l[field].as_f64())
+                    .reduce(f64::max)
+            })
+            .collect()
+    };
+    let got: Vec<Option<f64>> = bursts.iter().map(|b| b["queue_depth"].as_f64()).collect();
+    let want = ledger("queue_depth", "depth");
     checks.push(Check {
         what: format!("{ua}: workqueue depth {got:?} in the resync bursts (ledger {want:?})"),
         ok: !got.is_empty() && got == want,
+    });
+    let got: Vec<Option<f64>> = bursts.iter().map(|b| b["queue_wait_ms"].as_f64()).collect();
+    let want = ledger("queue_wait", "wait_ms");
+    let show = |v: &[Option<f64>]| {
+        v.iter()
+            .map(|w| w.map_or("-".into(), |w| format!("{w:.3}")))
+            .collect::<Vec<String>>()
+            .join(", ")
+    };
+    checks.push(Check {
+        what: format!(
+            "{ua}: longest workqueue waits [{}] ms in the resync bursts (ledger [{}] ms, ±5%)",
+            show(&got),
+            show(&want)
+        ),
+        ok: !got.is_empty()
+            && got.len() == want.len()
+            && got.iter().zip(&want).all(|(g, w)| match (g, w) {
+                (Some(g), Some(w)) => within(*g, *w, 0.05),
+                _ => false,
+            }),
     });
 }
 

@@ -164,7 +164,8 @@ impl Attributor {
             Record::Client(_)
             | Record::ClientRequest(_)
             | Record::Resync(_)
-            | Record::QueueAdd(_) => sink.client(&record),
+            | Record::QueueAdd(_)
+            | Record::QueueGet(_) => sink.client(&record),
             Record::Header(_) | Record::End(_) => {}
         }
     }

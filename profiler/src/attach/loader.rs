@@ -317,19 +317,21 @@ fn attach(
         let code = target.binary.code(function);
         let cookie = match probe.writer_fields_from {
             Some(write) => writer_fields_cookie(target, write)?,
-            None => AT_ENTRY,
+            None => probe.cookie | AT_ENTRY,
         };
         // (address, cookie): entry probes on the stack check's jump when there is one.
         let addresses: Vec<(u64, u64)> = match probe.at {
             At::Entry => vec![stack_check_jump(code, function.address)
                 .map_or((function.address, AT_ENTRY), |jump| (jump, AT_STACK_CHECK))],
-            At::CallTo(_) | At::CallToAny(_) => probe
-                .at
-                .callees()
-                .iter()
-                .filter_map(|callee| target.binary.function(callee).ok())
-                .flat_map(|callee| calls_to(code, function.address, callee.address))
-                .map(|call| (call, cookie))
+            // At any of several callees, the cookie also says which (its index).
+            At::CallTo(_) | At::CallToAny(_) => (0u64..)
+                .zip(probe.at.callees())
+                .filter_map(|(i, callee)| Some((i, target.binary.function(callee).ok()?)))
+                .flat_map(|(i, callee)| {
+                    calls_to(code, function.address, callee.address)
+                        .into_iter()
+                        .map(move |call| (call, cookie | i))
+                })
                 .collect(),
         };
         if addresses.is_empty() {

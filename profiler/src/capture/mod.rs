@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     analyze::detect::Clock,
-    events::decode::{HttpRequest, HttpResponse, Limiter, QueueAdd},
+    events::decode::{HttpRequest, HttpResponse, Limiter},
     target::symbols::SymbolSource,
 };
 
@@ -66,7 +66,9 @@ pub enum Record {
     /// A client's informer resynced.
     Resync(ResyncTick),
     /// A client's workqueue took an item.
-    QueueAdd(ClientQueueAdd),
+    QueueAdd(QueueAdd),
+    /// A client's workqueue handed an item to a worker.
+    QueueGet(QueueGet),
     /// The recording ended.
     End(End),
 }
@@ -132,14 +134,34 @@ pub struct ResyncTick {
     pub objects: u64,
 }
 
-/// A client's workqueue took an item.
+/// A client's workqueue took an item not already waiting.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClientQueueAdd {
+pub struct QueueAdd {
     /// The client's process.
     pub pid: u32,
-    /// When, where and at what depth.
-    #[serde(flatten)]
-    pub add: QueueAdd,
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The queue (its address).
+    pub queue: u64,
+    /// Items waiting for a worker, this one included.
+    pub depth: u64,
+}
+
+/// A client's workqueue handed an item to a worker.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueGet {
+    /// The client's process.
+    pub pid: u32,
+    /// Monotonic nanoseconds since boot.
+    pub ktime_ns: u64,
+    /// The queue (its address).
+    pub queue: u64,
+    /// Items still waiting.
+    pub depth: u64,
+    /// How long the item waited since it was added (as client-go's queue latency
+    /// metric counts); absent when its add was not seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ns: Option<u64>,
 }
 
 /// First record of a capture.

@@ -6,12 +6,14 @@
 //!   from when it fired until the next tick of the process. Informers of one process
 //!   that resync at the same instant (one factory, one period) are counted together,
 //!   under the last to fire. A tick is handed over once no resync was seen for
-//!   [`RESYNC_SETTLE_NS`], or at the next tick or the end.
+//!   [`RESYNC_SETTLE_NS`], or at the next tick or the end;
+//! - an item a workqueue hands to a worker waited since the queue took it (the same
+//!   item, by its first bytes and length, in the same queue).
 
 use std::collections::HashMap;
 
 use crate::{
-    capture::{ClientQueueAdd, ClientRequest, Record, ResyncTick, Throttled},
+    capture::{ClientRequest, QueueAdd, QueueGet, Record, ResyncTick, Throttled},
     events::decode::{Event, Limiter},
 };
 
@@ -33,6 +35,8 @@ pub struct ClientJoin {
     waited: HashMap<u64, Throttled>,
     /// The tick being counted, and when it last grew.
     tick: Option<(ResyncTick, u64)>,
+    /// By queue and item: when the queue took it.
+    queued: HashMap<(u64, (Vec<u8>, u64)), u64>,
 }
 
 impl ClientJoin {
@@ -43,6 +47,7 @@ impl ClientJoin {
             waiting: HashMap::new(),
             waited: HashMap::new(),
             tick: None,
+            queued: HashMap::new(),
         }
     }
 
@@ -98,7 +103,26 @@ impl ClientJoin {
                 }
                 Vec::new()
             }
-            Event::QueueAdd(add) => vec![Record::QueueAdd(ClientQueueAdd { pid: self.pid, add })],
+            Event::Queue(q) if q.added => {
+                bound(&mut self.queued);
+                self.queued.insert((q.queue, q.item), q.ktime_ns);
+                vec![Record::QueueAdd(QueueAdd {
+                    pid: self.pid,
+                    ktime_ns: q.ktime_ns,
+                    queue: q.queue,
+                    depth: q.depth,
+                })]
+            }
+            Event::Queue(q) => {
+                let added = self.queued.remove(&(q.queue, q.item));
+                vec![Record::QueueGet(QueueGet {
+                    pid: self.pid,
+                    ktime_ns: q.ktime_ns,
+                    queue: q.queue,
+                    depth: q.depth,
+                    wait_ns: added.map(|t| q.ktime_ns.saturating_sub(t)),
+                })]
+            }
             Event::HttpRequest(_)
             | Event::HttpResponse(_)
             | Event::Alloc(_)
@@ -126,9 +150,9 @@ impl ClientJoin {
 }
 
 /// Makes room for one more entry, forgetting an arbitrary one when full.
-fn bound<V>(map: &mut HashMap<u64, V>) {
+fn bound<K: Clone + Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
     if map.len() >= MAX_WAITING {
-        if let Some(k) = map.keys().next().copied() {
+        if let Some(k) = map.keys().next().cloned() {
             map.remove(&k);
         }
     }
@@ -137,7 +161,7 @@ fn bound<V>(map: &mut HashMap<u64, V>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::decode::{HttpRequest, Resync, Throttle};
+    use crate::events::decode::{HttpRequest, QueueChange, Resync, Throttle};
 
     fn request(goroutine: u64, ktime_ns: u64) -> Event {
         Event::ClientRequest(HttpRequest {
@@ -200,6 +224,31 @@ mod tests {
                 burst: 30
             })
         );
+    }
+
+    #[test]
+    fn an_item_waited_from_its_add_to_its_get_in_its_queue() {
+        let mut join = ClientJoin::new(9);
+        let change = |ktime_ns, queue, added, item: &str| {
+            Event::Queue(QueueChange {
+                ktime_ns,
+                queue,
+                added,
+                depth: 1,
+                item: (item.as_bytes().to_vec(), item.len() as u64),
+            })
+        };
+        join.join(change(100, 1, true, "a"));
+        join.join(change(150, 2, true, "a"));
+        let waits: Vec<Option<u64>> = [change(400, 1, false, "a"), change(500, 1, false, "b")]
+            .into_iter()
+            .flat_map(|e| join.join(e))
+            .map(|r| match r {
+                Record::QueueGet(g) => g.wait_ns,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(waits, [Some(300), None]);
     }
 
     #[test]

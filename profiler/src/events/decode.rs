@@ -5,7 +5,7 @@ use std::mem::size_of;
 
 use profiler_common::{
     alloc::AllocEvent,
-    client::{phase, QueueAddEvent, ResyncEvent, ResyncedEvent, ThrottleEvent},
+    client::{phase, queue_op, QueueEvent, ResyncEvent, ResyncedEvent, ThrottleEvent, ITEM_CAP},
     cpu::{CpuEvent, MODE_KERNEL},
     event::{kind, EventHeader, GoroutineEvent, Lineage},
     http::{HttpRequestEvent, HttpResponseEvent, QUERY_CAP},
@@ -37,8 +37,8 @@ pub enum Event {
         /// Monotonic nanoseconds since boot.
         ktime_ns: u64,
     },
-    /// A client's workqueue took an item.
-    QueueAdd(QueueAdd),
+    /// A client's workqueue took an item, or handed one to a worker.
+    Queue(QueueChange),
 }
 
 /// One end of a client-go rate-limiter wait, on the goroutine that sends the request.
@@ -75,15 +75,19 @@ pub struct Resync {
     pub informer: String,
 }
 
-/// A workqueue took an item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueAdd {
+/// A workqueue took an item not already waiting, or handed one to a worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueueChange {
     /// Monotonic nanoseconds since boot.
     pub ktime_ns: u64,
-    /// The queue (its address).
+    /// The queue (its `dirty` set's address).
     pub queue: u64,
-    /// Items waiting for a worker before this one.
+    /// Whether it took the item (else it handed it over).
+    pub added: bool,
+    /// Items waiting for a worker after it.
     pub depth: u64,
+    /// The item: its first bytes, and its length (they tell items apart).
+    pub item: (Vec<u8>, u64),
 }
 
 /// A goroutine started another.
@@ -300,12 +304,15 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 ktime_ns: raw.header.ktime_ns,
             })
         }
-        kind::CLIENT_QUEUE_ADD => {
-            let raw: QueueAddEvent = read(bytes, header.kind)?;
-            Ok(Event::QueueAdd(QueueAdd {
+        kind::CLIENT_QUEUE => {
+            let raw: QueueEvent = read(bytes, header.kind)?;
+            let kept = (raw.item_len as usize).min(ITEM_CAP);
+            Ok(Event::Queue(QueueChange {
                 ktime_ns: raw.header.ktime_ns,
                 queue: raw.queue,
+                added: raw.op == queue_op::ADD,
                 depth: raw.depth,
+                item: (raw.item[..kept].to_vec(), raw.item_len),
             }))
         }
         kind => Err(DecodeError::UnknownKind { kind }),

@@ -285,7 +285,7 @@ fn drain_ready(
                 | Event::Throttle(_)
                 | Event::Resync(_)
                 | Event::Resynced { .. }
-                | Event::QueueAdd(_)),
+                | Event::Queue(_)),
             ) => {
                 for record in out.client.join(event) {
                     out.consumer.consume(record)?;

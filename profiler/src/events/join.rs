@@ -95,7 +95,7 @@ impl Join {
             | Event::Throttle(_)
             | Event::Resync(_)
             | Event::Resynced { .. }
-            | Event::QueueAdd(_) => {}
+            | Event::Queue(_) => {}
         }
         Some(event)
     }

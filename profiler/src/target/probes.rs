@@ -5,6 +5,8 @@
 //! kube-apiserver ≤ 1.36 built with Go ≤ 1.26 serves h2 with) and Go 1.27's own
 //! (`net/http/internal/http2`). The program is attached to every one the binary has.
 
+use profiler_common::client::queue_op;
+
 /// Where in a function a program runs. Only where the kernel emulates the probed
 /// instruction: a single-stepped probe costs ~20 µs a hit here, an emulated one ~1.3 µs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,9 @@ pub struct Probe {
     /// server keeps what a handler wrote: the program's cookie
     /// (`profiler_common::attach::WriterFields`).
     pub writer_fields_from: Option<&'static str>,
+    /// What the program's cookie says besides, shifted left by 8 bits; at an
+    /// [`At::CallToAny`] the low 8 bits are the callee's index in the list.
+    pub cookie: u64,
 }
 
 const SERVE_HTTP: &str = "net/http.serverHandler.ServeHTTP";
@@ -68,6 +73,7 @@ const fn http2_handler_returned(
         provides: "HTTP/2 request ends",
         required: false,
         writer_fields_from: Some(write),
+        cookie: 0,
     }
 }
 
@@ -86,6 +92,7 @@ pub const HTTP: &[Probe] = &[
         provides: "requests",
         required: true,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "http1_handler_returned",
@@ -94,6 +101,7 @@ pub const HTTP: &[Probe] = &[
         provides: "HTTP/1 request ends",
         required: true,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "http1_connection_ended",
@@ -102,6 +110,7 @@ pub const HTTP: &[Probe] = &[
         provides: "ends of HTTP/1 requests whose handler panicked",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
     http2_handler_returned(
         &[BUNDLED_RUN_HANDLER],
@@ -125,6 +134,7 @@ pub const HTTP: &[Probe] = &[
         provides: "ends of HTTP/2 requests whose handler panicked",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
 ];
 
@@ -141,6 +151,7 @@ pub const LINEAGE: &[Probe] = &[Probe {
     provides: "goroutine lineage (work of goroutines a handler starts counts as background)",
     required: false,
     writer_fields_from: None,
+    cookie: 0,
 }];
 
 /// The runtime's memory-profile samples, attributed to requests through their goroutines.
@@ -151,6 +162,7 @@ pub const ALLOC: &[Probe] = &[Probe {
     provides: "allocation samples",
     required: true,
     writer_fields_from: None,
+    cookie: 0,
 }];
 
 /// Where client-go holds a request back (`tryThrottle` calls it).
@@ -158,11 +170,9 @@ pub const TRY_THROTTLE: &str = "k8s.io/client-go/rest.(*Request).tryThrottleWith
 
 /// The client-side probes, on a client-go program asked for with `--client`: each
 /// request it sends, how long client-go's rate limiter held it back, its informers'
-/// resyncs and its workqueues' depth. Per request: three emulated hits (the request,
-/// and the limiter's start and end), plus one per workqueue add. The workqueue's goes on
-/// `(*Typed[T]).Add` of client-go's generic workqueue, each instantiation Go compiled
-/// for a shape of `T` (`(*Typed[go.shape.string]).Add`, …), at its insert of a new item
-/// into its `dirty` set: the runtime's map assignment for the item's shape.
+/// resyncs and its workqueues' depth and waits. Per request: three emulated hits (the
+/// request, and the limiter's start and end), plus two per workqueue item (its add and
+/// its get).
 pub const CLIENT: &[Probe] = &[
     Probe {
         program: "client_request",
@@ -171,6 +181,7 @@ pub const CLIENT: &[Probe] = &[
         provides: "client requests",
         required: true,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "client_wait",
@@ -179,6 +190,7 @@ pub const CLIENT: &[Probe] = &[
         provides: "client-side throttling waits",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "client_waited",
@@ -187,6 +199,7 @@ pub const CLIENT: &[Probe] = &[
         provides: "client-side throttling waits",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "client_resync",
@@ -198,6 +211,7 @@ pub const CLIENT: &[Probe] = &[
         provides: "informer resyncs",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
     Probe {
         program: "client_resynced",
@@ -206,18 +220,50 @@ pub const CLIENT: &[Probe] = &[
         provides: "objects each informer resync re-queued",
         required: false,
         writer_fields_from: None,
+        cookie: 0,
     },
+    queue(
+        &["k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Add"],
+        &MAP_ASSIGN,
+        queue_op::ADD,
+    ),
+    queue(
+        &["k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Get"],
+        &MAP_DELETE,
+        queue_op::GET,
+    ),
+];
+
+/// The runtime's map assignment and deletion, in the order of
+/// `profiler_common::client::key_kind` (string, 64-bit, 32-bit, any other key).
+const MAP_ASSIGN: [&str; 4] = [
+    "runtime.mapassign_faststr",
+    "runtime.mapassign_fast64",
+    "runtime.mapassign_fast32",
+    "runtime.mapassign",
+];
+const MAP_DELETE: [&str; 4] = [
+    "runtime.mapdelete_faststr",
+    "runtime.mapdelete_fast64",
+    "runtime.mapdelete_fast32",
+    "runtime.mapdelete",
+];
+
+/// The workqueue probe on a method of client-go's generic workqueue, each instantiation
+/// Go compiled for a shape of `T` (`(*Typed[go.shape.string]).Add`, …), at its change of
+/// the `dirty` set: the runtime's map function for the item's shape.
+const fn queue(
+    method: &'static [&'static str],
+    map_functions: &'static [&'static str],
+    op: u64,
+) -> Probe {
     Probe {
-        program: "client_queue_add",
-        functions: &["k8s.io/client-go/util/workqueue.(*Typed[go.shape.*]).Add"],
-        at: At::CallToAny(&[
-            "runtime.mapassign_faststr",
-            "runtime.mapassign_fast64",
-            "runtime.mapassign_fast32",
-            "runtime.mapassign",
-        ]),
-        provides: "workqueue depth",
+        program: "client_queue",
+        functions: method,
+        at: At::CallToAny(map_functions),
+        provides: "workqueue depth and waits",
         required: false,
         writer_fields_from: None,
-    },
-];
+        cookie: op << 8,
+    }
+}

@@ -12,7 +12,8 @@
 //! optional fields refctl does not write: `verb` (the HTTP method) and `url` (client-go's
 //! URL template, the namespace and name as `{namespace}` and `{name}`). It also writes
 //! `queue_depth` (`depth`: items waiting for a worker, each time its workqueue takes a
-//! new one, from client-go's own depth metric).
+//! new one, from client-go's own depth metric) and `queue_wait` (`wait_ms`: how long an
+//! item its workqueue handed to a worker had waited, its queue latency metric).
 
 use std::{
     fs::File,

@@ -59,7 +59,11 @@ pub fn sentence(f: &Finding) -> String {
         _ => "nothing apiprof saw (a timer, an external event?)",
     };
     let depth = f.queue_depth.map_or(String::new(), |d| {
-        format!(" Its workqueue grew to {d} items waiting for a worker.")
+        format!(" Its workqueue grew to {d} items waiting for a worker")
+            + &f.queue_wait_ms.map_or(String::new(), |w| {
+                format!(", the longest waiting {w:.1} ms")
+            })
+            + "."
     });
     format!(
         "{} sent a burst of {} requests in {}, set off by {cause}.{depth}",

@@ -31,8 +31,8 @@ const MAX_TICKS: usize = 256;
 /// Informers followed per client.
 const MAX_INFORMERS: usize = 256;
 
-/// Workqueue adds remembered per client (the depth they saw).
-const MAX_ADDS: usize = 4096;
+/// Workqueue adds and gets remembered per client (the depth they left, the waits).
+const MAX_QUEUE: usize = 8192;
 
 /// Requests waiting to be joined at most, per side; and for how long.
 const MAX_UNJOINED: usize = 10_000;
@@ -46,8 +46,17 @@ struct ClientProcess {
     /// Resync ticks by informer: its name and its FIFO (two informers of one type
     /// differ by their FIFO).
     informers: BTreeMap<(String, u64), VecDeque<(u64, u64)>>,
-    /// (time, depth with the item) of its last workqueue adds.
-    adds: VecDeque<(u64, u64)>,
+    /// Its workqueues' last adds and gets: (time, depth after, an item's wait at a get).
+    queue: VecDeque<(u64, u64, Option<u64>)>,
+}
+
+impl ClientProcess {
+    fn queued(&mut self, change: (u64, u64, Option<u64>)) {
+        self.queue.push_back(change);
+        if self.queue.len() > MAX_QUEUE {
+            self.queue.pop_front();
+        }
+    }
 }
 
 /// One user agent's requests through client-go's rate limiter.
@@ -99,6 +108,7 @@ impl Measured {
             Record::ClientRequest(r) => r.pid,
             Record::Resync(t) => t.pid,
             Record::QueueAdd(q) => q.pid,
+            Record::QueueGet(q) => q.pid,
             _ => return,
         };
         if !self.clients.contains_key(&pid) && self.clients.len() >= MAX_CLIENTS {
@@ -150,12 +160,8 @@ impl Measured {
                     ticks.pop_front();
                 }
             }
-            Record::QueueAdd(q) => {
-                client.adds.push_back((q.add.ktime_ns, q.add.depth));
-                if client.adds.len() > MAX_ADDS {
-                    client.adds.pop_front();
-                }
-            }
+            Record::QueueAdd(q) => client.queued((q.ktime_ns, q.depth, None)),
+            Record::QueueGet(q) => client.queued((q.ktime_ns, q.depth, q.wait_ns)),
             _ => {}
         }
     }
@@ -248,16 +254,26 @@ impl Measured {
         (findings, triggered)
     }
 
-    /// The deepest a workqueue of the client that sent as `user_agent` grew from
-    /// `since_ns` to `until_ns`.
-    pub fn queue_depth(&self, user_agent: &str, since_ns: u64, until_ns: u64) -> Option<u64> {
-        self.clients
-            .values()
-            .filter(|c| c.user_agents.contains_key(user_agent))
-            .flat_map(|c| c.adds.iter())
-            .filter(|(t, _)| (since_ns..=until_ns).contains(t))
-            .map(|(_, depth)| *depth)
-            .max()
+    /// The deepest the workqueues of the client that sent as `user_agent` grew from
+    /// `since_ns` to `until_ns`, and the longest an item they handed to a worker then
+    /// had waited, nanoseconds.
+    pub fn queue(
+        &self,
+        user_agent: &str,
+        since_ns: u64,
+        until_ns: u64,
+    ) -> (Option<u64>, Option<u64>) {
+        let changes = || {
+            self.clients
+                .values()
+                .filter(|c| c.user_agents.contains_key(user_agent))
+                .flat_map(|c| c.queue.iter())
+                .filter(|(t, _, _)| (since_ns..=until_ns).contains(t))
+        };
+        (
+            changes().map(|(_, depth, _)| *depth).max(),
+            changes().filter_map(|(_, _, wait)| *wait).max(),
+        )
     }
 }
 

@@ -117,6 +117,10 @@ pub struct Finding {
     /// grew in it (items waiting for a worker).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_depth: Option<u64>,
+    /// reconcile_burst, with client-side probes: the longest an item its workqueues
+    /// handed to a worker in it had waited, milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_wait_ms: Option<f64>,
     /// The client's user agent.
     pub user_agent: String,
     /// Its workload, when the daemon knows the cluster's Pods.
@@ -361,11 +365,13 @@ impl Detectors {
                 bursts::find(&base, history, now_ns, clock, &ticks)
                     .into_iter()
                     .map(|mut f| {
-                        f.queue_depth = self.measured.queue_depth(
+                        let (depth, wait_ns) = self.measured.queue(
                             user_agent,
                             clock.ktime_of(f.start_unix_s).saturating_sub(BURST_GAP_NS),
                             clock.ktime_of(f.end_unix_s),
                         );
+                        f.queue_depth = depth;
+                        f.queue_wait_ms = wait_ns.map(|w| w as f64 / 1e6);
                         f
                     }),
             );
