@@ -59,6 +59,10 @@ impl Controller {
                 let binary = self.go_binary().expect("a Go controller");
                 let mut go = Command::new(fixtures_dir().join(binary));
                 go.arg("--delay=2s");
+                // Its own namespace: validate runs both builds against one apiserver.
+                if self == Self::GoStripped {
+                    go.arg("--namespace=stripped");
+                }
                 go
             }
         }
