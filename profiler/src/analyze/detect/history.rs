@@ -146,10 +146,13 @@ impl History {
         {
             self.close();
         }
-        let restarted = self
-            .open
-            .as_ref()
-            .is_some_and(|b| seen.watch.as_ref().is_some_and(|w| b.watches.contains(w)));
+        // A WATCH the client began before (in the open burst, or in any it remembers)
+        // begins again inside a burst: the client restarted without a pause.
+        let restarted = self.open.as_ref().is_some_and(|b| {
+            seen.watch.as_ref().is_some_and(|w| {
+                b.watches.contains(w) || self.seen.iter().any(|s| s.watch.as_ref() == Some(w))
+            })
+        });
         if restarted {
             self.split_at_restart();
         }
@@ -175,8 +178,8 @@ impl History {
         }
     }
 
-    /// A WATCH the open burst already began begins again: the client restarted, and its
-    /// catch-up is a burst of its own even without a pause. It began with the
+    /// A WATCH the client already began begins again in the open burst: the client
+    /// restarted, and its catch-up is a burst of its own even without a pause. It began with the
     /// informers' initial LISTs and WATCHes: the requests after the last one of another
     /// kind.
     fn split_at_restart(&mut self) {
