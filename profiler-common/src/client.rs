@@ -25,8 +25,6 @@ pub struct ThrottleEvent {
     pub header: EventHeader,
     /// One of [`phase`].
     pub phase: u64,
-    /// The limiter's address (`Request.rateLimiter`'s data pointer); 0 at an end.
-    pub limiter: u64,
     /// `rate.Limiter.limit` (float64 bits: events per second).
     pub limit_bits: u64,
     /// `rate.Limiter.burst`.
@@ -35,7 +33,7 @@ pub struct ThrottleEvent {
     pub qps_bits: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ThrottleEvent>() == 32 + 5 * 8);
+const _: () = assert!(core::mem::size_of::<ThrottleEvent>() == 32 + 4 * 8);
 
 /// An informer's periodic resync fired (`(*RealFIFO).Resync` or `(*DeltaFIFO).Resync`
 /// entry): every cached object is about to be handed to its handlers again.

@@ -83,7 +83,6 @@ fn try_client_wait(ctx: &ProbeContext) -> Result<(), i64> {
             go::goroutine(ctx),
         ),
         phase: phase::START,
-        limiter,
         limit_bits,
         burst,
         qps_bits,
@@ -102,7 +101,6 @@ pub fn client_waited(ctx: ProbeContext) -> u32 {
             go::goroutine(&ctx),
         ),
         phase: phase::END,
-        limiter: 0,
         limit_bits: 0,
         burst: 0,
         qps_bits: 0,
@@ -122,7 +120,8 @@ pub fn client_resync(ctx: ProbeContext) -> u32 {
         count_dropped();
         return 0;
     };
-    // SAFETY: as in `try_client_request`.
+    // SAFETY: reserved ring-buffer memory large enough for the event; every field the
+    // decoder reads is written below before submit.
     let event = unsafe { &mut *entry.as_mut_ptr() };
     event.header = header(
         kind::CLIENT_RESYNC,

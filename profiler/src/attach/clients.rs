@@ -30,7 +30,7 @@ pub trait ClientSink: 'static {
 /// with `sink`. Runs on a `LocalSet`.
 pub async fn follow<S: ClientSink>(
     names: Vec<String>,
-    sink: impl Fn(u32) -> S,
+    sink: impl Fn() -> S,
     mut stop: watch::Receiver<bool>,
 ) {
     let selector = Selector {
@@ -50,7 +50,7 @@ pub async fn follow<S: ClientSink>(
         for pid in found {
             following
                 .entry(pid)
-                .or_insert_with(|| tokio::task::spawn_local(client(pid, sink(pid), stop.clone())));
+                .or_insert_with(|| tokio::task::spawn_local(client(pid, sink(), stop.clone())));
         }
     }
     for (_, task) in following {

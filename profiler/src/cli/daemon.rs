@@ -24,14 +24,14 @@ use super::TrackingArgs;
 use crate::{
     analyze::{clients::Clients, window::Settings},
     attach::{
-        clients::{self, ClientSink},
+        clients,
         processes::{Selector, SCAN_INTERVAL},
         Tracking,
     },
     capture::Rotation,
     serve::{
         api,
-        follow::follow,
+        follow::{follow, LiveClient},
         state::{lock, Live},
         tls::ServerFiles,
         Bearer, Certificates, TlsListener,
@@ -344,14 +344,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Clients::none()
     };
     let (stop_clients, clients_stop) = watch::channel(false);
-    let client_probes = tokio::task::spawn_local(clients::follow(
-        config.clients.clone(),
-        {
-            let live = live.clone();
-            move |_| LiveClient(live.clone())
-        },
-        clients_stop,
-    ));
+    let client_probes = (!config.clients.is_empty()).then(|| {
+        let live = live.clone();
+        tokio::task::spawn_local(clients::follow(
+            config.clients.clone(),
+            move || LiveClient(live.clone()),
+            clients_stop,
+        ))
+    });
     let mut following: BTreeMap<u32, Following> = BTreeMap::new();
     let binaries = Arc::new(Mutex::new(Binaries::default()));
     // Processes that could not be attached to: not tried again while they run.
@@ -392,7 +392,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     info!("stopping: detaching from every process");
     let _ = stop_clients.send(true);
-    let _ = client_probes.await;
+    if let Some(client_probes) = client_probes {
+        let _ = client_probes.await;
+    }
     for (_, f) in std::mem::take(&mut following) {
         let _ = f.stop.send(());
         let _ = f.task.await;
@@ -401,19 +403,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = server.await;
     eprintln!("apiprof: daemon stopped; every probe detached");
     Ok(())
-}
-
-/// A client's records, for the daemon's state.
-struct LiveClient(Arc<Mutex<Live>>);
-
-impl ClientSink for LiveClient {
-    fn record(&mut self, record: crate::capture::Record) {
-        lock(&self.0).client(record);
-    }
-
-    fn refused(&mut self) {
-        lock(&self.0).health.attach_errors += 1;
-    }
 }
 
 #[cfg(test)]

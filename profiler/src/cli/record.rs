@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let writer = writer.clone();
             tokio::task::spawn_local(clients::follow(
                 args.clients.clone(),
-                move |_| writer.clone(),
+                move || writer.clone(),
                 clients_stop,
             ))
         });

@@ -51,13 +51,13 @@ impl ClientJoin {
         }
     }
 
-    /// The records `event` completes (none for a server event).
-    pub fn join(&mut self, event: Event) -> Vec<Record> {
+    /// The record `event` completes, if any (none for a server event).
+    pub fn join(&mut self, event: Event) -> Option<Record> {
         match event {
             Event::Throttle(t) if t.start => {
                 bound(&mut self.waiting);
                 self.waiting.insert(t.goroutine, (t.ktime_ns, t.limiter));
-                Vec::new()
+                None
             }
             Event::Throttle(t) => {
                 if let Some((start, limiter)) = self.waiting.remove(&t.goroutine) {
@@ -70,9 +70,9 @@ impl ClientJoin {
                         },
                     );
                 }
-                Vec::new()
+                None
             }
-            Event::ClientRequest(r) => vec![Record::ClientRequest(ClientRequest {
+            Event::ClientRequest(r) => Some(Record::ClientRequest(ClientRequest {
                 pid: self.pid,
                 ktime_ns: r.ktime_ns,
                 throttle: self.waited.remove(&r.goroutine),
@@ -81,7 +81,7 @@ impl ClientJoin {
                 query: r.query,
                 user_agent: r.user_agent,
                 truncated: r.truncated,
-            })],
+            })),
             Event::Resync(r) => {
                 let done = self.finish();
                 self.tick = Some((
@@ -101,51 +101,47 @@ impl ClientJoin {
                     tick.objects += 1;
                     *last = ktime_ns;
                 }
-                Vec::new()
+                None
             }
             Event::Queue(q) if q.added => {
                 bound(&mut self.queued);
                 self.queued.insert((q.queue, q.item), q.ktime_ns);
-                vec![Record::QueueAdd(QueueAdd {
+                Some(Record::QueueAdd(QueueAdd {
                     pid: self.pid,
                     ktime_ns: q.ktime_ns,
                     queue: q.queue,
                     depth: q.depth,
-                })]
+                }))
             }
             Event::Queue(q) => {
                 let added = self.queued.remove(&(q.queue, q.item));
-                vec![Record::QueueGet(QueueGet {
+                Some(Record::QueueGet(QueueGet {
                     pid: self.pid,
                     ktime_ns: q.ktime_ns,
                     queue: q.queue,
                     depth: q.depth,
                     wait_ns: added.map(|t| q.ktime_ns.saturating_sub(t)),
-                })]
+                }))
             }
             Event::HttpRequest(_)
             | Event::HttpResponse(_)
             | Event::Alloc(_)
             | Event::Cpu(_)
-            | Event::Goroutine(_) => Vec::new(),
+            | Event::Goroutine(_) => None,
         }
     }
 
     /// The tick being counted, if it has settled by `now_ns`.
-    pub fn settled(&mut self, now_ns: u64) -> Vec<Record> {
+    pub fn settled(&mut self, now_ns: u64) -> Option<Record> {
         match &self.tick {
             Some((_, last)) if now_ns >= last + RESYNC_SETTLE_NS => self.finish(),
-            _ => Vec::new(),
+            _ => None,
         }
     }
 
     /// The tick being counted, as it stands (the recording ends).
-    pub fn finish(&mut self) -> Vec<Record> {
-        self.tick
-            .take()
-            .map(|(tick, _)| Record::Resync(tick))
-            .into_iter()
-            .collect()
+    pub fn finish(&mut self) -> Option<Record> {
+        self.tick.take().map(|(tick, _)| Record::Resync(tick))
     }
 }
 
@@ -198,9 +194,9 @@ mod tests {
     #[test]
     fn a_wait_belongs_to_the_next_request_of_its_goroutine() {
         let mut join = ClientJoin::new(9);
-        assert!(join.join(throttle(1, 100, true)).is_empty());
-        assert!(join.join(throttle(2, 120, true)).is_empty());
-        assert!(join.join(throttle(1, 50_100, false)).is_empty());
+        assert!(join.join(throttle(1, 100, true)).is_none());
+        assert!(join.join(throttle(2, 120, true)).is_none());
+        assert!(join.join(throttle(1, 50_100, false)).is_none());
         // Goroutine 2 sends nothing yet; goroutine 3 never waited.
         let records = [request(3, 50_200), request(1, 50_300)]
             .into_iter()
@@ -261,30 +257,30 @@ mod tests {
                 informer: "RealFIFO *v1.ConfigMap".into(),
             })
         };
-        assert!(join.join(resync(1_000)).is_empty());
+        assert!(join.join(resync(1_000)).is_none());
         for t in 0..3 {
             assert!(join
                 .join(Event::Resynced {
                     ktime_ns: 2_000 + t
                 })
-                .is_empty());
+                .is_none());
         }
-        assert!(join.settled(2_002 + RESYNC_SETTLE_NS - 1).is_empty());
+        assert!(join.settled(2_002 + RESYNC_SETTLE_NS - 1).is_none());
         let settled = join.settled(2_002 + RESYNC_SETTLE_NS);
         assert_eq!(
             settled,
-            [Record::Resync(ResyncTick {
+            Some(Record::Resync(ResyncTick {
                 pid: 9,
                 ktime_ns: 1_000,
                 informer: "RealFIFO *v1.ConfigMap".into(),
                 fifo: 0xf1f0,
                 objects: 3
-            })]
+            }))
         );
         // The next tick hands the one before over at once.
-        assert!(join.join(resync(5_000_000_000)).is_empty());
-        assert_eq!(join.join(resync(8_000_000_000)).len(), 1);
-        assert_eq!(join.finish().len(), 1);
-        assert!(join.finish().is_empty());
+        assert!(join.join(resync(5_000_000_000)).is_none());
+        assert!(join.join(resync(8_000_000_000)).is_some());
+        assert!(join.finish().is_some());
+        assert!(join.finish().is_none());
     }
 }

@@ -154,7 +154,7 @@ pub async fn drain(
                     continue;
                 }
                 since_tick = 0;
-                for record in out.client.settled(monotonic_ns()) {
+                if let Some(record) = out.client.settled(monotonic_ns()) {
                     out.consumer.consume(record)?;
                 }
                 out.consumer.tick(kernel_dropped(&dropped) + undecodable)?;
@@ -165,7 +165,7 @@ pub async fn drain(
         }
     };
     undecodable += drain_ready(events.get_mut(), &mut out, FINAL_DRAIN)?.0;
-    for record in out.client.finish() {
+    if let Some(record) = out.client.finish() {
         out.consumer.consume(record)?;
     }
     let end = End {
@@ -286,12 +286,10 @@ fn drain_ready(
                 | Event::Resync(_)
                 | Event::Resynced { .. }
                 | Event::Queue(_)),
-            ) => {
-                for record in out.client.join(event) {
-                    out.consumer.consume(record)?;
-                }
-                continue;
-            }
+            ) => match out.client.join(event) {
+                Some(record) => record,
+                None => continue,
+            },
             Err(error) => {
                 undecodable += 1;
                 warn!(%error, "dropping an event");

@@ -1,6 +1,7 @@
 //! Following one attached process: attach (reusing a binary already read), feed its
 //! records to the daemon's state (and capture files), detach when it exits or the
-//! daemon stops.
+//! daemon stops; and the sink that feeds a client's records (client-side probes) to the
+//! daemon's state.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,7 +11,7 @@ use tracing::{error, info};
 use super::state::{lock, Live};
 use crate::{
     analyze::clients::Clients,
-    attach::{attach_to, processes::age, Probes, Tracking},
+    attach::{attach_to, clients::ClientSink, processes::age, Probes, Tracking},
     capture::{CaptureError, Record, Rotating, Rotation},
     events::drain::{drain, Consumer, StopReason},
     target::{Binaries, Target},
@@ -121,5 +122,18 @@ impl Consumer for LiveConsumer {
         lock(&self.live).dropped(self.pid, dropped_events);
         self.capture(|c| c.tick(dropped_events));
         Ok(())
+    }
+}
+
+/// A client's records (client-side probes), for the daemon's state.
+pub struct LiveClient(pub Arc<Mutex<Live>>);
+
+impl ClientSink for LiveClient {
+    fn record(&mut self, record: Record) {
+        lock(&self.0).client(record);
+    }
+
+    fn refused(&mut self) {
+        lock(&self.0).health.attach_errors += 1;
     }
 }

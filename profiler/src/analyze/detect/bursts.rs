@@ -14,13 +14,15 @@ pub const KIND: &str = "reconcile_burst";
 const LATEST: usize = 10;
 
 /// The client's latest bursts; `resync_starts` are the starts of those its resync
-/// finding counts.
+/// finding counts; `queue(since_ns, until_ns)` is what client-side probes measured of
+/// the client's workqueues then (deepest, longest wait in nanoseconds), if anything.
 pub fn find(
     base: &Finding,
     history: &History,
     now_ns: u64,
     clock: &Clock,
     resync_starts: &[u64],
+    queue: impl Fn(u64, u64) -> (Option<u64>, Option<u64>),
 ) -> Vec<Finding> {
     let bursts: Vec<_> = history.bursts(now_ns).collect();
     bursts
@@ -36,6 +38,9 @@ pub fn find(
             } else {
                 "unknown"
             };
+            // The items a burst works on were queued just before it began.
+            let (queue_depth, queue_wait_ns) =
+                queue(b.start_ns.saturating_sub(super::BURST_GAP_NS), b.last_ns);
             Finding {
                 kind: KIND,
                 start_unix_s: clock.unix_s(b.start_ns),
@@ -44,6 +49,8 @@ pub fn find(
                 requests: Some(b.count),
                 trigger: Some(trigger),
                 burst_detail: Some(Tick::of(b, clock)),
+                queue_depth,
+                queue_wait_ms: queue_wait_ns.map(|w| w as f64 / 1e6),
                 ..base.clone()
             }
         })

@@ -179,9 +179,9 @@ impl History {
     }
 
     /// A WATCH the client already began begins again in the open burst: the client
-    /// restarted, and its catch-up is a burst of its own even without a pause. It began with the
-    /// informers' initial LISTs and WATCHes: the requests after the last one of another
-    /// kind.
+    /// restarted, and its catch-up is a burst of its own even without a pause. It began
+    /// with the informers' initial LISTs and WATCHes: the requests after the last one of
+    /// another kind.
     fn split_at_restart(&mut self) {
         let Some(open) = self.open.take() else {
             return;

@@ -93,7 +93,10 @@ pub struct Measured {
     clients_unjoined: HashMap<Line, VecDeque<(u64, u32)>>,
     /// Server requests not yet joined (their client's record came later): by line, times.
     servers_unjoined: HashMap<Line, VecDeque<u64>>,
+    /// Requests in the two maps above.
     unjoined: usize,
+    /// When they were last pruned (event time).
+    pruned_ns: u64,
 }
 
 impl Measured {
@@ -118,6 +121,7 @@ impl Measured {
         match record {
             Record::ClientRequest(r) => {
                 let joined = join_server(&mut self.servers_unjoined, r);
+                self.unjoined -= usize::from(joined);
                 let t = client.user_agents.entry(r.user_agent.clone()).or_default();
                 t.requests += 1;
                 t.joined += u64::from(joined);
@@ -199,11 +203,16 @@ impl Measured {
         }
     }
 
-    /// Forgets requests left unjoined past [`JOIN_WINDOW_NS`], or the oldest past
-    /// [`MAX_UNJOINED`].
+    /// Forgets requests left unjoined past [`JOIN_WINDOW_NS`], once a second of event
+    /// time, or all of them past [`MAX_UNJOINED`] per side (the join then starts
+    /// afresh).
     fn prune(&mut self, now_ns: u64) {
-        let old = |t: u64| t + JOIN_WINDOW_NS < now_ns;
         let full = self.unjoined > 2 * MAX_UNJOINED;
+        if !full && now_ns < self.pruned_ns + 1_000_000_000 {
+            return;
+        }
+        self.pruned_ns = now_ns;
+        let old = |t: u64| t + JOIN_WINDOW_NS < now_ns;
         let mut left = 0;
         self.clients_unjoined.retain(|_, q| {
             q.retain(|(t, _)| !old(*t) && !full);
@@ -362,16 +371,9 @@ fn resync(
     let (Some(&(first, _)), Some(&(last, _))) = (ticks.front(), ticks.back()) else {
         return (None, Vec::new());
     };
-    let intervals: Vec<f64> = ticks
-        .iter()
-        .zip(ticks.iter().skip(1))
-        .map(|(a, b)| (b.0 - a.0) as f64)
-        .collect();
-    let period = (!intervals.is_empty()).then(|| (last - first) as f64 / intervals.len() as f64);
-    let jitter = period.map(|p| {
-        (intervals.iter().map(|d| (d - p).powi(2)).sum::<f64>() / intervals.len() as f64).sqrt()
-    });
-    let window = period.map_or(super::BURST_GAP_NS * 4, |p| p as u64 / 2);
+    let times: Vec<u64> = ticks.iter().map(|(at, _)| *at).collect();
+    let period = super::resync::period(&times);
+    let window = period.map_or(super::BURST_GAP_NS * 4, |(p, _)| p as u64 / 2);
     let mut starts = Vec::new();
     let measured: Vec<Tick> = ticks
         .iter()
@@ -400,8 +402,8 @@ fn resync(
         informer: Some(informer.to_owned()),
         start_unix_s: clock.unix_s(first),
         end_unix_s: clock.unix_s(last),
-        period_s: period.map(|p| p / 1e9),
-        jitter_s: jitter.map(|j| j / 1e9),
+        period_s: period.map(|(p, _)| p / 1e9),
+        jitter_s: period.map(|(_, j)| j / 1e9),
         ticks: Some(measured),
         ..Finding::default()
     };

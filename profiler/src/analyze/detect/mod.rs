@@ -51,13 +51,6 @@ impl Clock {
     pub fn unix_s(&self, ktime_ns: u64) -> f64 {
         self.unix_ms as f64 / 1e3 + (ktime_ns as f64 - self.ktime_ns as f64) / 1e9
     }
-
-    /// The event time of Unix time `unix_s` (the inverse of [`Clock::unix_s`], to the
-    /// microsecond).
-    pub fn ktime_of(&self, unix_s: f64) -> u64 {
-        let ns = self.ktime_ns as f64 + (unix_s - self.unix_ms as f64 / 1e3) * 1e9;
-        ns.max(0.0) as u64
-    }
 }
 
 /// One resync tick or burst, as findings list them.
@@ -361,26 +354,17 @@ impl Detectors {
                 findings.extend(throttling::find(&base, history, clock));
             }
             findings.extend(catchup::find(&base, history, now_ns, clock));
-            findings.extend(
-                bursts::find(&base, history, now_ns, clock, &ticks)
-                    .into_iter()
-                    .map(|mut f| {
-                        let (depth, wait_ns) = self.measured.queue(
-                            user_agent,
-                            clock.ktime_of(f.start_unix_s).saturating_sub(BURST_GAP_NS),
-                            clock.ktime_of(f.end_unix_s),
-                        );
-                        f.queue_depth = depth;
-                        f.queue_wait_ms = wait_ns.map(|w| w as f64 / 1e6);
-                        f
-                    }),
-            );
+            findings.extend(bursts::find(
+                &base,
+                history,
+                now_ns,
+                clock,
+                &ticks,
+                |since, until| self.measured.queue(user_agent, since, until),
+            ));
         }
         findings.extend(measured);
-        findings.extend(self.spikes.findings(clock).into_iter().map(|mut f| {
-            f.evidence = INFERRED;
-            f
-        }));
+        findings.extend(self.spikes.findings(clock));
         findings
     }
 }

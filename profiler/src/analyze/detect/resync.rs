@@ -52,16 +52,13 @@ pub fn find(
         return None;
     }
     let starts: Vec<u64> = members.iter().map(|b| b.start_ns).collect();
-    let intervals: Vec<f64> = starts.windows(2).map(|w| (w[1] - w[0]) as f64).collect();
-    let period = (starts[starts.len() - 1] - starts[0]) as f64 / intervals.len() as f64;
-    if intervals
-        .iter()
-        .any(|d| (d - period).abs() > MAX_DEVIATION * period)
+    let (period, jitter) = period(&starts)?;
+    if starts
+        .windows(2)
+        .any(|w| ((w[1] - w[0]) as f64 - period).abs() > MAX_DEVIATION * period)
     {
         return None;
     }
-    let variance =
-        intervals.iter().map(|d| (d - period).powi(2)).sum::<f64>() / intervals.len() as f64;
     // The burst of a (re)start is the initial sync, not a resync (it counts for the
     // period: the resync timer starts with it).
     let ticks: Vec<&Burst> = members.iter().copied().filter(|b| !b.restart).collect();
@@ -78,12 +75,29 @@ pub fn find(
         start_unix_s: clock.unix_s(first.start_ns),
         end_unix_s: clock.unix_s(last.last_ns),
         period_s: Some(period / 1e9),
-        jitter_s: Some(variance.sqrt() / 1e9),
+        jitter_s: Some(jitter / 1e9),
         ticks: Some(ticks.iter().map(|b| Tick::of(b, clock)).collect()),
         requests_by_rv_class: Some(by_rv_class),
         ..base.clone()
     };
     Some((finding, starts))
+}
+
+/// The mean interval between `ticks` (event times, in order) and the intervals'
+/// standard deviation, nanoseconds; `None` for fewer than two ticks.
+pub fn period(ticks: &[u64]) -> Option<(f64, f64)> {
+    let (first, last) = (*ticks.first()?, *ticks.last()?);
+    let n = (ticks.len() - 1) as f64;
+    if n == 0.0 {
+        return None;
+    }
+    let period = (last - first) as f64 / n;
+    let variance = ticks
+        .windows(2)
+        .map(|w| ((w[1] - w[0]) as f64 - period).powi(2))
+        .sum::<f64>()
+        / n;
+    Some((period, variance.sqrt()))
 }
 
 /// "X sends 300 LISTs … every 10 h ±1 h …".

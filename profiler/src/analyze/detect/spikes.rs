@@ -189,6 +189,7 @@ fn finding(target: &str, spike: &Spike, clock: &Clock) -> Finding {
         .collect();
     Finding {
         kind: KIND,
+        evidence: super::INFERRED,
         user_agent: String::new(),
         target: Some(target.to_owned()),
         start_unix_s: clock.unix_s(spike.first * 1_000_000_000),
