@@ -2,7 +2,8 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
@@ -62,4 +63,33 @@ impl Drop for GoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Fixture `build` copied into `dir` as `name`, executable, its bytes changed by `edit`
+/// first (a binary apiprof should refuse, or one that says another Go version).
+pub fn edited(dir: &Path, build: &str, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let binary = dir.join(name);
+    let mut elf = std::fs::read(fixtures_dir().join(build)).expect("fixture");
+    edit(&mut elf);
+    std::fs::write(&binary, elf).expect("writing the copy");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    binary
+}
+
+/// Cuts the `.gopclntab` section header of ELF64 `elf` to 64 bytes, too short for the
+/// table's header. The program still runs: the Go runtime reaches its table through its
+/// own pointers, never through section headers. Only apiprof's reading is broken.
+pub fn cut_gopclntab(elf: &mut Vec<u8>) {
+    use object::{read::elf::FileHeader as _, Object as _, ObjectSection as _};
+    let file =
+        object::read::elf::ElfFile64::<object::Endianness>::parse(&elf[..]).expect("an ELF file");
+    let index = file
+        .section_by_name(".gopclntab")
+        .expect("a .gopclntab section")
+        .index()
+        .0;
+    let (header, endian) = (file.elf_header(), file.endian());
+    let at = header.e_shoff(endian) as usize + index * header.e_shentsize(endian) as usize;
+    // Elf64_Shdr: sh_size is the 8 bytes at 32.
+    elf[at + 32..at + 40].copy_from_slice(&64u64.to_le_bytes());
 }

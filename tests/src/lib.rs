@@ -10,6 +10,7 @@
 //! Every process a test starts is held by a guard that kills it on drop.
 
 pub mod apiserver;
+pub mod attached;
 pub mod bench;
 pub mod browser;
 pub mod daemon;

@@ -76,6 +76,17 @@ impl Recording {
     }
 }
 
+impl Recording {
+    /// Waits for apiprof to end the capture by itself (the observed process exited);
+    /// panics unless it exits 0.
+    pub fn finish(mut self) -> PathBuf {
+        let mut child = self.child.take().expect("not yet stopped");
+        let status = child.wait().expect("waiting for apiprof record");
+        assert!(status.success(), "apiprof record exited with {status}");
+        self.output.clone()
+    }
+}
+
 impl Drop for Recording {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use apiprof_tests::{
     goserver::GoServer,
     load::Http,
-    recorder::{background_row, report_json, Recording},
+    recorder::{background_row, report, report_json, row, Recording},
 };
 use serde_json::Value;
 
@@ -133,6 +133,68 @@ async fn sampled_allocations_scaled_within_5_percent(build: &str) {
         (samples as f64 - mean).abs() <= 5.0 * sd,
         "{build}: {samples} samples, expected {mean:.0} ± {:.0}: the runtime does not sample at 1 in {RATE} bytes",
         5.0 * sd
+    );
+}
+
+/// A process whose `runtime.MemProfileRate` is 0 samples no allocation: Go's linker
+/// sets it so in a binary that never links heap profiling (no `runtime/pprof`,
+/// `net/http/pprof`), and the fixture's `-memprofilerate=0` sets the same variable to
+/// the same value. The report says so and why, and requests and CPU are attributed as
+/// usual: the counts exactly, the CPU within cpu.rs's 5% at its 999 Hz (one client
+/// burning 1 s in user code: its error budget is cpu.rs's).
+#[tokio::test]
+async fn a_process_sampling_no_heap_says_why_and_attributes_requests_and_cpu() {
+    let server = GoServer::start_with_args("goserver-go1.27", &["-memprofilerate=0"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recording = Recording::start_with_args(
+        server.pid(),
+        &dir.path().join("capture.jsonl"),
+        &["--cpu-hz", "999"],
+    );
+    let clients = [
+        ("no-heap-alloc", "alloc=1048576", 7),
+        ("no-heap-spin", "spin=100", 10),
+    ];
+    for (ua, query, n) in clients {
+        let (client, ..) = Http::Two.client(ua);
+        let url = format!("{}{PATH}?{query}", server.url);
+        for _ in 0..n {
+            let response = client.get(&url).send().await.expect(&url);
+            assert_eq!(response.status(), 200, "{url}");
+            response.bytes().await.expect("body");
+        }
+    }
+    let capture = recording.stop();
+
+    let json = report_json(&capture, &["user_agent"]);
+    assert_eq!(
+        (&json["mem_profile_rate"], &json["alloc_tracking"]),
+        (&0.into(), &"disabled_in_process".into())
+    );
+    for (ua, _, n) in clients {
+        let r = row(&json, ua);
+        assert_eq!(
+            (&r["count"], &r["alloc_samples"]),
+            (&n.into(), &0.into()),
+            "{ua}"
+        );
+    }
+    let seconds = row(&json, "no-heap-spin")["cpu_seconds"]
+        .as_f64()
+        .expect("cpu");
+    assert!(
+        (0.95..=1.05).contains(&seconds),
+        "burned 1 s, attributed {seconds} s"
+    );
+    let table = report(&capture, "table", &[]);
+    assert!(
+        table.contains(
+            "heap allocations were not tracked: the process's runtime.MemProfileRate is 0, \
+             so its runtime samples none (Go sets it so in a binary that never links heap \
+             profiling: no runtime/pprof or net/http/pprof); requests and CPU are \
+             attributed as usual"
+        ),
+        "{table}"
     );
 }
 

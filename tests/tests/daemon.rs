@@ -12,6 +12,7 @@ use std::{
 
 use apiprof_tests::{
     apiserver::ApiServer,
+    attached::Attached,
     daemon::{metric_tallies, samples, Daemon},
     goserver::GoServer,
     kube,
@@ -250,69 +251,6 @@ async fn two_apiservers_on_one_node_are_kept_apart() {
     );
 }
 
-/// BPF programs and links loaded in the kernel, by id (`bpf(BPF_*_GET_NEXT_ID)`).
-fn bpf_objects(command: i32) -> Vec<u32> {
-    #[repr(C)]
-    struct NextId {
-        start_id: u32,
-        next_id: u32,
-        open_flags: u32,
-    }
-    let mut ids = Vec::new();
-    let mut attr = NextId {
-        start_id: 0,
-        next_id: 0,
-        open_flags: 0,
-    };
-    // SAFETY: the bpf syscall reads and writes the attr we pass, of the size we give.
-    while unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            &mut attr as *mut NextId,
-            std::mem::size_of::<NextId>(),
-        )
-    } == 0
-    {
-        ids.push(attr.next_id);
-        attr.start_id = attr.next_id;
-    }
-    ids
-}
-
-const BPF_PROG_GET_NEXT_ID: i32 = 11;
-const BPF_LINK_GET_NEXT_ID: i32 = 31;
-
-/// What apiprof could leave attached in the kernel: BPF programs, BPF links and tracefs
-/// uprobe events.
-#[derive(Debug, PartialEq)]
-struct Attached {
-    programs: Vec<u32>,
-    links: Vec<u32>,
-    uprobe_events: String,
-}
-
-impl Attached {
-    fn now() -> Self {
-        Self {
-            programs: bpf_objects(BPF_PROG_GET_NEXT_ID),
-            links: bpf_objects(BPF_LINK_GET_NEXT_ID),
-            uprobe_events: std::fs::read_to_string("/sys/kernel/tracing/uprobe_events")
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Waits up to 5 s for the kernel to be back at `self` (it frees programs and links
-    /// after their last file closes, not always at once); panics with `why` otherwise.
-    async fn wait_back(&self, why: &str) {
-        let start = std::time::Instant::now();
-        while Attached::now() != *self && start.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(Attached::now(), *self, "{why}: left attached");
-    }
-}
-
 #[tokio::test]
 async fn sigterm_detaches_every_probe() {
     let server = GoServer::start("goserver-go1.24-stripped");
@@ -329,7 +267,7 @@ async fn sigterm_detaches_every_probe() {
         status.success(),
         "apiprof daemon exited with {status} on SIGTERM"
     );
-    before.wait_back("after SIGTERM").await;
+    before.wait_back("after SIGTERM");
     // The server still serves, unobserved.
     let (client, _, _) = Http::One.client("after-sigterm");
     let answer = client
@@ -368,9 +306,7 @@ async fn sigkill_and_restarts_leave_nothing_behind() {
         assert_eq!(report["dropped_events"], 0, "round {round}");
         // Drop sends SIGKILL and waits for the process.
         drop(daemon);
-        before
-            .wait_back(&format!("round {round}, after SIGKILL"))
-            .await;
+        before.wait_back(&format!("round {round}, after SIGKILL"));
     }
 }
 

@@ -1,12 +1,22 @@
 //! Bad input gets a clear error naming the cause and the fix, and exit code 2; what the
 //! machine refuses (privileges, a daemon that is not there) exits 1, also naming the fix.
+//! A target apiprof refuses is left with nothing attached.
 
-use std::{os::unix::fs::PermissionsExt as _, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
-use apiprof_tests::{apiprof_bin, fixtures_dir, goserver::GoServer};
+use apiprof_tests::{
+    apiprof_bin,
+    attached::Attached,
+    goserver::{self, GoServer},
+    load::Http,
+    recorder::Recording,
+};
 
+/// `apiprof record --pid PID`'s exit code and standard error; it must leave the kernel
+/// as it found it (no program, link or uprobe half-attached).
 fn record(pid: u32) -> (i32, String) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let before = Attached::now();
     let out = Command::new(apiprof_bin())
         .args([
             "record",
@@ -19,6 +29,7 @@ fn record(pid: u32) -> (i32, String) {
         .arg(dir.path().join("capture.jsonl"))
         .output()
         .expect("running apiprof");
+    before.wait_back("after apiprof record");
     (
         out.status.code().expect("exit code"),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -27,23 +38,20 @@ fn record(pid: u32) -> (i32, String) {
 
 /// Fixture `build` copied into `dir` as `name`, edited by `edit`, and started.
 fn start_edited(dir: &Path, build: &str, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> GoServer {
-    let binary = dir.join(name);
-    let mut elf = std::fs::read(fixtures_dir().join(build)).expect("fixture");
-    edit(&mut elf);
-    std::fs::write(&binary, elf).expect("writing the copy");
-    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    GoServer::start_path(&binary, &[])
+    GoServer::start_path(&goserver::edited(dir, build, name, edit), &[])
 }
 
-/// `apiprof report FILE`'s exit code and standard error.
-fn report_file(file: &Path) -> (Option<i32>, String) {
+/// `apiprof report FILE ARGS`'s exit code, standard output and standard error.
+fn report_file(file: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(apiprof_bin())
         .arg("report")
         .arg(file)
+        .args(args)
         .output()
         .expect("running apiprof");
     (
         out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
@@ -73,6 +81,26 @@ fn recording_a_go_binary_without_section_headers_names_the_cause() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("has no section headers"), "{stderr}");
     assert!(stderr.contains("as `go build` wrote it"), "{stderr}");
+}
+
+/// A stripped Go server whose `.gopclntab` section header was cut to 64 bytes (the
+/// running program reads its table through its own pointers, not the section headers):
+/// refused, naming the table and why.
+#[test]
+fn recording_a_stripped_go_binary_with_an_unreadable_gopclntab_names_the_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = start_edited(
+        dir.path(),
+        "goserver-go1.27-stripped",
+        "pclntab-cut",
+        goserver::cut_gopclntab,
+    );
+    let (code, stderr) = record(server.pid());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("has an unusable .gopclntab (64 bytes is too short for a header)"),
+        "{stderr}"
+    );
 }
 
 /// A Go newer than every toolchain the offsets were measured on (a Go 1.27 build whose
@@ -112,7 +140,7 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("notes.txt");
     std::fs::write(&file, "hello\n").unwrap();
-    let (code, stderr) = report_file(&file);
+    let (code, _, stderr) = report_file(&file, &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("not an apiprof capture record") && stderr.contains(":1:"),
@@ -126,7 +154,7 @@ fn reporting_a_file_that_is_not_a_capture_names_the_cause() {
         "{\"type\":\"header\",\"format_version\":2,\"new\":{}}\n",
     )
     .unwrap();
-    let (code, stderr) = report_file(&file);
+    let (code, _, stderr) = report_file(&file, &[]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("written by a newer apiprof (capture format 2; this apiprof reads format 1): report it with the apiprof that recorded it, or a newer one"),
@@ -222,32 +250,78 @@ async fn what_the_machine_refuses_exits_1_naming_the_fix() {
     );
 }
 
-/// A capture damaged mid-file: the report of the records before the damage still
-/// prints, and the error names the line (exit 2).
-#[test]
-fn a_damaged_capture_reports_what_came_before_and_names_the_line() {
+/// A real capture cut short (copied before it ended) or damaged mid-file (a line
+/// overwritten with bytes that are not even UTF-8), both at the first request of the
+/// second client: the report covers exactly the first client's requests. The cut one
+/// reads as incomplete (exit 0); the damaged one names the line and column (exit 2).
+#[tokio::test]
+async fn a_cut_or_damaged_capture_reports_exactly_what_came_before() {
+    let server = GoServer::start("goserver-go1.27");
     let dir = tempfile::tempdir().expect("temp dir");
-    let capture = dir.path().join("capture.jsonl");
-    let header = r#"{"type":"header","format_version":1,"pid":1,"binary":"/x","go_version":"1.24.4","symbols":"symtab","probes":[],"started_unix_ms":0,"mem_profile_rate":0,"mem_profile_rate_source":"default"}"#;
+    let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
+    for user_agent in ["before-damage", "after-damage"] {
+        let (client, ..) = Http::Two.client(user_agent);
+        for _ in 0..10 {
+            let url = format!("{}/api/v1/namespaces/default/pods", server.url);
+            let response = client.get(&url).send().await.expect("request");
+            response.bytes().await.expect("body");
+        }
+    }
+    let bytes = std::fs::read(recording.stop()).expect("the capture");
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+    let at = lines
+        .iter()
+        .position(|line| String::from_utf8_lossy(line).contains(r#""user_agent":"after-damage""#))
+        .expect("the second client's first request");
+    // The requests per client, and whether the capture reads as complete.
+    let counts = |stdout: &str| -> (Vec<(String, u64)>, bool) {
+        let report: serde_json::Value = serde_json::from_str(stdout).expect("a JSON report");
+        let complete = report["complete"].as_bool().expect("complete");
+        let counts = report["requests"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["background"] == false)
+            .map(|r| {
+                (
+                    r["user_agent"].as_str().unwrap().into(),
+                    r["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (counts, complete)
+    };
+    let before = vec![("before-damage".to_owned(), 10)];
+
+    let cut = dir.path().join("cut.jsonl");
+    let half = &lines[at][..lines[at].len() / 2];
+    std::fs::write(&cut, [&lines[..at].concat()[..], half].concat()).unwrap();
+    let (code, stdout, stderr) = report_file(&cut, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(counts(&stdout), (before.clone(), false));
+    let (_, table, _) = report_file(&cut, &[]);
+    assert!(
+        table.contains("capture is incomplete (no end record: the recorder was killed, or the file was cut short); counts cover what was written before"),
+        "{table}"
+    );
+
+    let damaged = dir.path().join("damaged.jsonl");
+    let garbage: &[u8] = b"\xff\xfe\x00{\"type\":\"http_request\"\n";
+    let rest = lines[at + 1..].concat();
     std::fs::write(
-        &capture,
-        format!("{header}\n{{\"type\":\"http_requ\n{header}\n"),
+        &damaged,
+        [&lines[..at].concat()[..], garbage, &rest].concat(),
     )
     .unwrap();
-    let out = Command::new(apiprof_bin())
-        .arg("report")
-        .arg(&capture)
-        .output()
-        .expect("running apiprof report");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stdout.contains("0 requests, 0 dropped events"), "{stdout}");
+    let (code, stdout, stderr) = report_file(&damaged, &["--format", "json"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(counts(&stdout), (before, false));
     assert!(
-        stderr.contains("is damaged: the report covers the records before the damage")
-            && stderr.contains("capture.jsonl:2:"),
+        stderr.contains(&format!(
+            "is damaged: the report covers the records before the damage: {}:{}:1: not an apiprof capture record",
+            damaged.display(),
+            at + 1
+        )),
         "{stderr}"
     );
 }

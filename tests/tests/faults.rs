@@ -1,16 +1,19 @@
-//! Faults around a running apiprof: the observed server's binary replaced by another
-//! build (another Go version, stripped) and restarted; the daemon stopped (SIGSTOP)
-//! for 30 s under load; and a flood of events far beyond what the daemon drains. Root
-//! only: loads real eBPF programs.
+//! Faults around a running apiprof: the API server restarted under `apiprof record`;
+//! the observed server's binary replaced by another build (another Go version, stripped) and restarted; a process the daemon cannot
+//! serve; the daemon stopped (SIGSTOP) for 30 s under load; and a flood of events far
+//! beyond what the daemon drains. Root only: loads real eBPF programs.
 
 use std::{path::Path, time::Duration};
 
 use apiprof_tests::{
+    apiserver::ApiServer,
+    attached::Attached,
     daemon::{capture_files, samples, Daemon},
     fixtures_dir,
-    goserver::GoServer,
+    goserver::{self, GoServer},
+    kube,
     load::{self, truth, Http, BY_CLIENT},
-    recorder,
+    recorder::{self, Recording},
 };
 
 /// The observed executable's name: the daemon finds it by this name.
@@ -30,6 +33,54 @@ fn records(file: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+}
+
+/// `apiprof record --pid` follows one process: when the API server restarts, the
+/// capture keeps every request the old process served, ends where it exited (a time
+/// between the restart's SIGTERM and the new process's readiness), and its report says
+/// so and what to do (the daemon follows restarts).
+#[tokio::test]
+async fn an_apiserver_restarted_under_record_ends_the_capture_where_it_exited() {
+    let mut server = ApiServer::start("apiserver-go1.27");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
+    let ua = "record-restart/1.0";
+    let sent = kube::drive(&server.url, &server.token, Http::Two, ua, "restart").await;
+    let sigterm = unix_ms();
+    server.restart();
+    let ready = unix_ms();
+    let capture = recording.finish();
+
+    let json = recorder::report_json(&capture, &BY_CLIENT);
+    let mut reported = load::reported(&json, &BY_CLIENT);
+    reported.retain(|key, _| key[0] == ua);
+    assert_eq!(reported, truth(&sent, load::by_client));
+    let end = records(&capture).pop().expect("records");
+    assert_eq!(
+        (&end["type"], &end["reason"]),
+        (&"end".into(), &"target exited".into()),
+        "{end}"
+    );
+    let exited = end["unix_ms"].as_u64().expect("the exit's time");
+    assert!(
+        (sigterm..=ready).contains(&exited),
+        "{sigterm} ≤ {exited} ≤ {ready}"
+    );
+    assert_eq!(json["target_exited_unix_ms"], exited);
+    let table = recorder::report(&capture, "table", &[]);
+    assert!(
+        table.contains("the observed process exited at 20")
+            && table.contains("`apiprof record` must be started again on the new process"),
+        "{table}"
+    );
 }
 
 #[tokio::test]
@@ -80,6 +131,43 @@ async fn a_binary_replaced_by_another_build_is_reattached_and_its_capture_marks_
         table.contains("the observed process exited at 20"),
         "{table}"
     );
+}
+
+/// A process the daemon cannot serve (a stripped build whose Go function table cannot
+/// be read) is counted in `apiprof_attach_errors_total` with nothing attached, and the
+/// daemon goes on: the next process of that name, a good build, is served exactly.
+#[tokio::test]
+async fn a_process_the_daemon_cannot_serve_is_counted_and_left_unattached() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = goserver::edited(
+        dir.path(),
+        "goserver-go1.27-stripped",
+        EXE,
+        goserver::cut_gopclntab,
+    );
+    let before = Attached::now();
+    let daemon = Daemon::start(&["--process", EXE, "--no-client-pods"]);
+    let server = GoServer::start_path(&exe, &[]);
+    let start = std::time::Instant::now();
+    while total(&daemon, "apiprof_attach_errors_total").await < 1.0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the refused process was never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    before.wait_back("a process the daemon refused");
+
+    drop(server);
+    install("goserver-go1.27", &exe);
+    let server = GoServer::start_path(&exe, &[]);
+    daemon.wait_attached(server.pid()).await;
+    let sent = load::drive(&server.url, Http::Two, "after-refusal/1.0").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut reported = load::reported(&daemon.report(&BY_CLIENT).await, &BY_CLIENT);
+    reported.retain(|key, _| key[0] == "after-refusal/1.0");
+    assert_eq!(reported, truth(&sent, load::by_client));
+    assert_eq!(total(&daemon, "apiprof_attach_errors_total").await, 1.0);
 }
 
 /// Requests of the load that runs through the daemon's stop: each allocates 256 objects

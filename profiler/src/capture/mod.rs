@@ -6,7 +6,7 @@
 
 use std::{
     fs::File,
-    io::{BufRead, BufReader, BufWriter, Write},
+    io::{BufRead, BufReader, BufWriter, Read as _, Write},
     path::{Path, PathBuf},
 };
 
@@ -276,24 +276,24 @@ pub struct End {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}; check the path and free disk space")]
+    #[error("{path}: {error}; check the path and free disk space")]
     Io {
         /// The capture file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error (in the message, so not a source: said once).
+        error: std::io::Error,
     },
     /// A line is not a capture record.
-    #[error("{path}:{line}: not an apiprof capture record ({source}); is this a file written by `apiprof record`?")]
+    #[error("{path}:{line}:{column}: not an apiprof capture record ({reason}); is this a file written by `apiprof record`?")]
     Parse {
         /// The capture file.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// The JSON error.
-        #[source]
-        source: serde_json::Error,
+        /// 1-based column where the JSON decoder stopped.
+        column: usize,
+        /// What the JSON decoder found, without its position in the line.
+        reason: String,
     },
     /// The first record is not a header, or is of another format version.
     #[error("{path}: {reason}")]
@@ -315,9 +315,9 @@ pub struct Writer {
 impl Writer {
     /// Creates (truncates) `path` and writes `header`.
     pub fn create(path: &Path, header: Header) -> Result<Self, CaptureError> {
-        let io = |source| CaptureError::Io {
+        let io = |error| CaptureError::Io {
             path: path.to_owned(),
-            source,
+            error,
         };
         let out = BufWriter::new(File::create(path).map_err(io)?);
         let mut writer = Self {
@@ -336,9 +336,9 @@ impl Writer {
 
     /// Appends one record; returns the bytes it took.
     pub fn write_counted(&mut self, record: &Record) -> Result<u64, CaptureError> {
-        let io = |source| CaptureError::Io {
+        let io = |error| CaptureError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         let line = serde_json::to_vec(record).map_err(|e| io(e.into()))?;
         self.out.write_all(&line).map_err(io)?;
@@ -348,34 +348,92 @@ impl Writer {
 
     /// Pushes buffered records to the file.
     pub fn flush(&mut self) -> Result<(), CaptureError> {
-        self.out.flush().map_err(|source| CaptureError::Io {
+        self.out.flush().map_err(|error| CaptureError::Io {
             path: self.path.clone(),
-            source,
+            error,
         })
     }
 }
 
-/// A capture's lines, numbered from 0.
-type Lines = std::iter::Peekable<std::iter::Enumerate<std::io::Lines<Box<dyn BufRead + Send>>>>;
+/// The longest line a capture holds, with room to spare: a record is at most a few
+/// kilobytes (request lines are cut at 8 KiB, stacks at 127 frames). A longer line is
+/// not apiprof's, and reading it whole would take unbounded memory.
+const MAX_LINE: u64 = 16 << 20;
+
+/// A capture's lines, as bytes: the JSON decoder names a non-UTF-8 byte's line, which a
+/// reader of text would report as an I/O error of the file.
+struct Lines {
+    input: Box<dyn BufRead + Send>,
+    /// The 1-based number of the line read last.
+    number: usize,
+}
+
+/// One line of a capture.
+struct Line {
+    /// 1-based.
+    number: usize,
+    bytes: Vec<u8>,
+    /// Ended by a newline: the writer finished it.
+    complete: bool,
+}
+
+impl CaptureError {
+    /// Line `line` of the capture at `path` is not a record: `error` says why.
+    fn parse(path: &Path, line: usize, error: &serde_json::Error) -> Self {
+        let reason = error.to_string();
+        let at = format!(" at line {} column {}", error.line(), error.column());
+        Self::Parse {
+            path: path.to_owned(),
+            line,
+            column: error.column(),
+            reason: reason.strip_suffix(&at).unwrap_or(&reason).to_owned(),
+        }
+    }
+}
+
+impl Lines {
+    fn next(&mut self, path: &Path) -> Result<Option<Line>, CaptureError> {
+        let mut bytes = Vec::new();
+        let read = (&mut self.input)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut bytes)
+            .map_err(|error| CaptureError::Io {
+                path: path.to_owned(),
+                error,
+            })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let complete = bytes.last() == Some(&b'\n');
+        if !complete && read as u64 == MAX_LINE {
+            return Err(CaptureError::Format {
+                path: path.to_owned(),
+                reason: format!(
+                    "line {} is longer than {} MiB: not a capture written by `apiprof record`",
+                    self.number,
+                    MAX_LINE >> 20
+                ),
+            });
+        }
+        Ok(Some(Line {
+            number: self.number,
+            bytes,
+            complete,
+        }))
+    }
+}
 
 /// The record on the next of `lines`; `None` at the end, or for a last line cut
 /// mid-write (no newline), as the writer was killed while writing it.
 fn next_record(path: &Path, lines: &mut Lines) -> Result<Option<Record>, CaptureError> {
-    let Some((index, line)) = lines.next() else {
+    let Some(line) = lines.next(path)? else {
         return Ok(None);
     };
-    let line = line.map_err(|source| CaptureError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    match serde_json::from_str::<Record>(&line) {
+    match serde_json::from_slice::<Record>(&line.bytes) {
         Ok(record) => Ok(Some(record)),
-        Err(_) if index > 0 && lines.peek().is_none() => Ok(None),
-        Err(source) => Err(CaptureError::Parse {
-            path: path.to_owned(),
-            line: index + 1,
-            source,
-        }),
+        Err(_) if line.number > 1 && !line.complete => Ok(None),
+        Err(error) => Err(CaptureError::parse(path, line.number, &error)),
     }
 }
 
@@ -389,9 +447,9 @@ pub struct Reader {
 impl Reader {
     /// Opens the capture at `path` and reads its header.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
-        let file = File::open(path).map_err(|source| CaptureError::Io {
+        let file = File::open(path).map_err(|error| CaptureError::Io {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::from_reader(path, BufReader::new(file))
     }
@@ -405,11 +463,14 @@ impl Reader {
             path: path.to_owned(),
             reason,
         };
-        let input: Box<dyn BufRead + Send> = Box::new(input);
-        let mut lines = input.lines().enumerate().peekable();
+        let mut lines = Lines {
+            input: Box::new(input),
+            number: 0,
+        };
         // The version first: a newer format's header may not parse as this one's.
-        if let Some((_, Ok(first))) = lines.peek() {
-            let version = serde_json::from_str::<serde_json::Value>(first)
+        let first = lines.next(path)?;
+        if let Some(first) = &first {
+            let version = serde_json::from_slice::<serde_json::Value>(&first.bytes)
                 .ok()
                 .and_then(|v| v.get("format_version")?.as_u64());
             if let Some(version) = version.filter(|v| *v > u64::from(FORMAT_VERSION)) {
@@ -419,8 +480,9 @@ impl Reader {
             }
         }
         let record_again = "; record it again with this apiprof";
-        let header = match next_record(path, &mut lines)? {
-            Some(Record::Header(header)) => header,
+        let header = match first.map(|line| serde_json::from_slice::<Record>(&line.bytes)) {
+            Some(Ok(Record::Header(header))) => header,
+            Some(Err(error)) => return Err(CaptureError::parse(path, 1, &error)),
             Some(_) => {
                 let reason = format!("the first record is not a header{record_again}");
                 return Err(format(reason));

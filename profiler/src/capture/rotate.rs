@@ -36,9 +36,9 @@ pub struct Rotating {
 impl Rotating {
     /// Begins the first file of the target `header` describes.
     pub fn create(rotation: Rotation, header: Header) -> Result<Self, CaptureError> {
-        std::fs::create_dir_all(&rotation.dir).map_err(|source| CaptureError::Io {
+        std::fs::create_dir_all(&rotation.dir).map_err(|error| CaptureError::Io {
             path: rotation.dir.clone(),
-            source,
+            error,
         })?;
         let writer = Writer::create(&file_name(&rotation.dir, &header), header.clone())?;
         Ok(Self {
@@ -125,9 +125,9 @@ fn file_name(dir: &Path, header: &Header) -> PathBuf {
 
 /// Deletes the oldest capture files of `rotation.dir` beyond `max_files`.
 fn prune(rotation: &Rotation) -> Result<(), CaptureError> {
-    let io = |source| CaptureError::Io {
+    let io = |error| CaptureError::Io {
         path: rotation.dir.clone(),
-        source,
+        error,
     };
     let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&rotation.dir)
         .map_err(io)?

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{
     attach::{LoadError, Tracking},
+    capture::CaptureError,
     events::drain::RecordError,
 };
 
@@ -115,7 +116,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
                     | LoadError::Sampler { .. }
             );
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        let io = match e.downcast_ref::<CaptureError>() {
+            // Said in the capture error's message, so not its source.
+            Some(CaptureError::Io { error, .. }) => Some(error),
+            _ => e.downcast_ref::<std::io::Error>(),
+        };
+        if let Some(io) = io {
             return matches!(
                 io.kind(),
                 ErrorKind::PermissionDenied

@@ -187,7 +187,7 @@ fn notes(report: &Report, out: &mut String) {
         );
     }
     if !report.complete {
-        out.push_str("capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n");
+        out.push_str("capture is incomplete (no end record: the recorder was killed, or the file was cut short); counts cover what was written before\n");
     }
     if !report.findings.is_empty() {
         out.push_str("\nfindings:\n");
@@ -293,7 +293,7 @@ mod tests {
     const NOTES: &str = "\n15 requests, 2 dropped events\n\
         heap allocations sampled about once per 524288 bytes (runtime.MemProfileRate); ALLOC_BYTES scales the samples as pprof does\n\
         CPU sampled every 10.1 ms of CPU time (99 Hz per CPU); CPU_S is samples × that period\n\
-        capture is incomplete (no end record: the recorder was killed); counts cover what was written before\n";
+        capture is incomplete (no end record: the recorder was killed, or the file was cut short); counts cover what was written before\n";
 
     #[test]
     fn table_aligns_dimensions_left_and_figures_right_and_states_losses() {

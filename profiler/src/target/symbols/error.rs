@@ -60,7 +60,7 @@ pub enum SymbolError {
         path: PathBuf,
     },
     /// The `.gopclntab` has an unknown magic or is corrupt.
-    #[error("{} has an unusable .gopclntab ({reason}); apiprof reads the Go 1.18+ format: rebuild the server with Go 1.18 or newer, or keep its .symtab (do not strip it)", path.display())]
+    #[error("{} has an unusable .gopclntab ({reason}); apiprof reads the table of Go 1.18 and newer as the linker wrote it: check that the binary is complete and unedited, rebuild an older server with a newer Go, or keep its .symtab (do not strip it)", path.display())]
     BadPclntab {
         /// The executable.
         path: PathBuf,
