@@ -79,7 +79,7 @@ pub fn edited(dir: &Path, build: &str, name: &str, edit: impl FnOnce(&mut Vec<u8
 /// Cuts the `.gopclntab` section header of ELF64 `elf` to 64 bytes, too short for the
 /// table's header. The program still runs: the Go runtime reaches its table through its
 /// own pointers, never through section headers. Only apiprof's reading is broken.
-pub fn cut_gopclntab(elf: &mut Vec<u8>) {
+pub fn cut_gopclntab(elf: &mut [u8]) {
     use object::{read::elf::FileHeader as _, Object as _, ObjectSection as _};
     let file =
         object::read::elf::ElfFile64::<object::Endianness>::parse(&elf[..]).expect("an ELF file");

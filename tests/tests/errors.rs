@@ -93,7 +93,7 @@ fn recording_a_stripped_go_binary_with_an_unreadable_gopclntab_names_the_cause()
         dir.path(),
         "goserver-go1.27-stripped",
         "pclntab-cut",
-        goserver::cut_gopclntab,
+        |elf| goserver::cut_gopclntab(elf),
     );
     let (code, stderr) = record(server.pid());
     assert_eq!(code, 2, "{stderr}");

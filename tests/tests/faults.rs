@@ -139,12 +139,9 @@ async fn a_binary_replaced_by_another_build_is_reattached_and_its_capture_marks_
 #[tokio::test]
 async fn a_process_the_daemon_cannot_serve_is_counted_and_left_unattached() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let exe = goserver::edited(
-        dir.path(),
-        "goserver-go1.27-stripped",
-        EXE,
-        goserver::cut_gopclntab,
-    );
+    let exe = goserver::edited(dir.path(), "goserver-go1.27-stripped", EXE, |elf| {
+        goserver::cut_gopclntab(elf)
+    });
     let before = Attached::now();
     let daemon = Daemon::start(&["--process", EXE, "--no-client-pods"]);
     let server = GoServer::start_path(&exe, &[]);
