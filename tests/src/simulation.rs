@@ -239,6 +239,7 @@ fn header() -> Header {
         mem_profile_rate: 0,
         mem_profile_rate_source: "not tracked".into(),
         cpu_sample_period_ns: 0,
+        cautions: Vec::new(),
     }
 }
 

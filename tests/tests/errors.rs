@@ -7,6 +7,7 @@ use std::{path::Path, process::Command};
 use apiprof_tests::{
     apiprof_bin,
     attached::Attached,
+    daemon::Daemon,
     goserver::{self, GoServer},
     load::Http,
     recorder::Recording,
@@ -103,13 +104,9 @@ fn recording_a_stripped_go_binary_with_an_unreadable_gopclntab_names_the_cause()
     );
 }
 
-/// A Go newer than every toolchain the offsets were measured on (a Go 1.27 build whose
-/// version strings say 1.28): its structures may have moved, so it is refused.
-#[test]
-fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let edit = |elf: &mut Vec<u8>| {
-        let (from, to) = (b"go1.27.", b"go1.28.");
+/// An edit that makes a binary say Go `to` wherever it says `from` ("go1.27.").
+fn say_go(from: &'static [u8; 7], to: &'static [u8; 7]) -> impl FnOnce(&mut Vec<u8>) {
+    move |elf| {
         let at: Vec<usize> = (0..elf.len() - from.len())
             .filter(|&at| &elf[at..at + from.len()] == from)
             .collect();
@@ -117,7 +114,15 @@ fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
         for at in at {
             elf[at..at + to.len()].copy_from_slice(to);
         }
-    };
+    }
+}
+
+/// A Go newer than every toolchain the offsets were measured on (a Go 1.27 build whose
+/// version strings say 1.28): its structures may have moved, so it is refused.
+#[test]
+fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edit = say_go(b"go1.27.", b"go1.28.");
     let server = start_edited(dir.path(), "goserver-go1.27", "goserver-go1.28", edit);
     let (code, stderr) = record(server.pid());
     assert_eq!(code, 2, "{stderr}");
@@ -125,6 +130,38 @@ fn recording_a_go_newer_than_the_offsets_table_names_the_fix() {
         stderr.contains("newer than every Go the offsets table was measured on")
             && stderr.contains("cargo xtask offsets"),
         "{stderr}"
+    );
+}
+
+/// A Go between two measured toolchains across which fields apiprof reads moved (a Go
+/// 1.26 build whose version strings say 1.25; 1.24 and 1.26 were measured): apiprof
+/// assumes the older layout, and every report says so, the capture's and the daemon's,
+/// naming the fields and the fix. (Its figures are not checked: for this binary the
+/// assumption is wrong, which is what the caution warns of.)
+#[tokio::test]
+async fn a_go_between_measured_toolchains_is_observed_with_a_caution_in_every_report() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let edit = say_go(b"go1.26.", b"go1.25.");
+    let server = start_edited(dir.path(), "goserver-go1.26", "goserver-go1.25", edit);
+    let caution = "Go 1.25.10 is not among the toolchains apiprof's offsets table was measured on, and fields it reads moved between go1.24.4 and go1.26.10 (";
+    let fix = "add Go 1.25 to `cargo xtask setup` and run `cargo xtask offsets`";
+
+    let recording = Recording::start(server.pid(), &dir.path().join("capture.jsonl"));
+    let capture = recording.stop();
+    let (code, table, stderr) = report_file(&capture, &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        table.contains(&format!("caution: {caution}")) && table.contains(fix),
+        "{table}"
+    );
+
+    let daemon = Daemon::start(&["--pid", &server.pid().to_string(), "--no-client-pods"]);
+    daemon.wait_attached(server.pid()).await;
+    let report = daemon.report(&["user_agent"]).await;
+    let said = report["cautions"][0].as_str().expect("a caution");
+    assert!(
+        said.starts_with(&format!("goserver-go1.25: {caution}")) && said.contains(fix),
+        "{said}"
     );
 }
 

@@ -81,6 +81,9 @@ pub struct Report {
     /// capture does not say); absent when it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_exited_unix_ms: Option<u64>,
+    /// What the figures above must be read with: how far they can be trusted for this
+    /// target (see `offsets::caution`).
+    pub cautions: Vec<String>,
     /// What the detectors found, client by client (see `analyze::detect`).
     pub findings: Vec<Finding>,
 }
@@ -114,7 +117,7 @@ impl AllocTracking {
 }
 
 /// What a report says about how its data was gathered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Meta {
     /// See [`Report::mem_profile_rate`].
     pub mem_profile_rate: u64,
@@ -128,6 +131,8 @@ pub struct Meta {
     pub complete: bool,
     /// See [`Report::target_exited_unix_ms`].
     pub target_exited_unix_ms: Option<u64>,
+    /// See [`Report::cautions`].
+    pub cautions: Vec<String>,
 }
 
 /// The report of `rows`, with `in_flight` the requests still being served and the
@@ -180,6 +185,7 @@ pub fn report<'r>(
         truncated_requests: rows.truncated_requests,
         complete: meta.complete,
         target_exited_unix_ms: meta.target_exited_unix_ms,
+        cautions: meta.cautions,
         findings,
     }
 }
@@ -290,6 +296,7 @@ impl Analysis {
                 dropped_events: 0,
                 complete: false,
                 target_exited_unix_ms: None,
+                cautions: header.cautions.clone(),
             },
             filter,
         }
@@ -354,7 +361,7 @@ impl Analysis {
             .attributor
             .in_flight()
             .filter(|r| self.filter.admits(r));
-        report(&self.rows, in_flight, self.meta, findings)
+        report(&self.rows, in_flight, self.meta.clone(), findings)
     }
 }
 

@@ -160,6 +160,9 @@ impl Probes {
     /// both attribute through.
     pub fn attach(target: &Target, tracking: Tracking) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
+        if let Some(caution) = offsets::caution(target.binary.go_version()) {
+            warn!(pid = target.pid, "{caution}");
+        }
         let mut families = vec![probes::HTTP];
         // Lineage from `g.parentGoid` costs nothing per goroutine; Go before 1.21 has
         // none, so the probe on goroutine creation provides it there.
@@ -269,6 +272,9 @@ impl Probes {
             mem_profile_rate,
             mem_profile_rate_source: rate_source.to_owned(),
             cpu_sample_period_ns: self.tracking.cpu_period_ns.unwrap_or(0),
+            cautions: offsets::caution(target.binary.go_version())
+                .into_iter()
+                .collect(),
             started_unix_ms: unix_ms(),
             started_ktime_ns: monotonic_ns(),
         }

@@ -199,6 +199,10 @@ pub struct Header {
     /// (and in captures of apiprof versions before CPU sampling).
     #[serde(default)]
     pub cpu_sample_period_ns: u64,
+    /// What every report of this target must say about how far its figures can be
+    /// trusted (a Go whose layout apiprof assumed: see `offsets::caution`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cautions: Vec<String>,
 }
 
 impl Header {

@@ -186,6 +186,9 @@ fn notes(report: &Report, out: &mut String) {
             "the observed process exited{when} and the capture ends there: the daemon (--capture) goes on in a new file once the process is back; `apiprof record` must be started again on the new process"
         );
     }
+    for caution in &report.cautions {
+        let _ = writeln!(out, "caution: {caution}");
+    }
     if !report.complete {
         out.push_str("capture is incomplete (no end record: the recorder was killed, or the file was cut short); counts cover what was written before\n");
     }
@@ -286,6 +289,7 @@ mod tests {
             truncated_requests: 0,
             complete: false,
             target_exited_unix_ms: None,
+            cautions: Vec::new(),
             findings: Vec::new(),
         }
     }

@@ -36,6 +36,8 @@ struct Source {
     attributor: Attributor,
     /// Events the kernel could not hand over, as last read.
     dropped: u64,
+    /// What its reports must say (its capture header's cautions).
+    cautions: Vec<String>,
 }
 
 /// The profiler's own health, per target name (so a restarted API server's counts
@@ -119,6 +121,7 @@ impl Live {
                 target: target.clone(),
                 attributor: Attributor::new(header, target.clone()),
                 dropped: 0,
+                cautions: header.cautions.clone(),
             },
         );
         self.health.events.entry(target.to_string()).or_default();
@@ -208,6 +211,11 @@ impl Live {
             dropped_events: self.health.dropped.values().sum(),
             complete: true,
             target_exited_unix_ms: None,
+            cautions: self
+                .sources
+                .values()
+                .flat_map(|s| s.cautions.iter().map(|c| format!("{}: {c}", s.target)))
+                .collect(),
         };
         let findings = self.findings(now_ns);
         let in_flight = self.in_flight().filter(|r| ago_ns == 0 && filter.admits(r));

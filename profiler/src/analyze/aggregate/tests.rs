@@ -63,6 +63,7 @@ pub(crate) fn header() -> Header {
         mem_profile_rate: 0,
         mem_profile_rate_source: "default".into(),
         cpu_sample_period_ns: 0,
+        cautions: Vec::new(),
     }
 }
 
@@ -300,7 +301,7 @@ fn rows_merged_into_a_coarser_grouping_equal_grouping_the_requests() {
     let mut merged = crate::analyze::rows::Rows::new(&[Dimension::Resource], true);
     merged.merge(&fine.rows);
     let direct = analyze(&header(), records(), true, &[Dimension::Resource]);
-    let meta = direct.meta;
+    let meta = direct.meta.clone();
     assert_eq!(
         report(&merged, fine.attributor.in_flight(), meta, Vec::new()),
         direct.report()

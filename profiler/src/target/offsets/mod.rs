@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use profiler_common::offsets::{map_kind, GoOffsets, REQUEST_WINDOW, RESPONSE_WINDOW, URL_WINDOW};
 use serde::Deserialize;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::target::symbols::GoVersion;
 
@@ -96,12 +96,6 @@ pub fn for_version(version: GoVersion) -> Result<GoOffsets, OffsetsError> {
             version,
             newest: name.clone(),
         });
-    }
-    if let Some((older, newer, moved)) = unmeasured_moves(&table, version) {
-        warn!(
-            %version, older, newer, ?moved,
-            "Go {version} was not among the toolchains the offsets table was measured on, and these fields moved between {older} and {newer}: apiprof assumes {older}'s layout; add Go {version} to `cargo xtask setup` and run `cargo xtask offsets` to be sure"
-        );
     }
     // The field's offset in this Go, or `None` when this Go has no such field.
     let optional = |field: &'static str| -> Result<Option<u64>, OffsetsError> {
@@ -230,6 +224,21 @@ fn within(o: &GoOffsets) -> Result<(), OffsetsError> {
     }
 }
 
+/// For a Go release between two toolchains the table was measured on, across which
+/// fields the probes read moved: a sentence for every report of the target, saying which
+/// layout apiprof assumed and how to measure this Go. `None` when the table was measured
+/// on this release, or nothing moved around it.
+pub fn caution(version: GoVersion) -> Option<String> {
+    let table: Table = serde_json::from_str(TABLE).ok()?;
+    let (older, newer, moved) = unmeasured_moves(&table, version)?;
+    Some(format!(
+        "Go {version} is not among the toolchains apiprof's offsets table was measured on, and fields it reads moved between {older} and {newer} ({}): apiprof assumed {older}'s layout, so figures that depend on them may be wrong; add Go {}.{} to `cargo xtask setup` and run `cargo xtask offsets`",
+        moved.join(", "),
+        version.major,
+        version.minor
+    ))
+}
+
 /// For a Go release between two the table was measured on: those two, and the fields
 /// whose offsets differ between them (one of them moved somewhere in between).
 fn unmeasured_moves(table: &Table, version: GoVersion) -> Option<(String, String, Vec<&str>)> {
@@ -326,6 +335,14 @@ mod tests {
         assert!(moved.contains(&"net/url.URL.RawQuery"), "{moved:?}");
         assert_eq!(unmeasured_moves(&table, go(27)), None);
         assert!(for_version(go(25)).is_ok());
+        let said = caution(go(25)).expect("a caution");
+        assert!(
+            said.starts_with("Go 1.25.0 is not among the toolchains")
+                && said.contains("net/url.URL.RawQuery")
+                && said.contains("add Go 1.25 to `cargo xtask setup`"),
+            "{said}"
+        );
+        assert_eq!(caution(go(27)), None);
     }
 
     #[test]
