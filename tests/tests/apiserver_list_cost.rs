@@ -125,7 +125,9 @@ async fn lists_from_etcd_and_from_the_watch_cache_side_by_side() {
     for r in [quorum, cache] {
         assert!(
             samples(r) >= MIN_SAMPLES_PER_100_LISTS * LISTS / 100,
-            "{r}: fewer CPU samples than {LISTS} LISTs of {K} objects cost"
+            "{r}: fewer CPU samples than {LISTS} LISTs of {K} objects cost (the background row, \
+             outside any request: {} samples)",
+            samples(background)
         );
     }
     let lists = samples(quorum) + samples(cache);

@@ -359,9 +359,10 @@ impl Writer {
     }
 }
 
-/// The longest line a capture holds, with room to spare: a record is at most a few
-/// kilobytes (request lines are cut at 8 KiB, stacks at 127 frames). A longer line is
-/// not apiprof's, and reading it whole would take unbounded memory.
+/// The longest line a capture holds, with room to spare: a record is at most some tens
+/// of kilobytes (a request's strings are cut to a few hundred bytes each, a stack to 64
+/// frames). A longer line is not apiprof's, and reading it whole would take unbounded
+/// memory.
 const MAX_LINE: u64 = 16 << 20;
 
 /// A capture's lines, as bytes: the JSON decoder names a non-UTF-8 byte's line, which a
