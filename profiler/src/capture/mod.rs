@@ -377,6 +377,7 @@ struct Lines {
 struct Line {
     /// 1-based.
     number: usize,
+    /// Without its newline.
     bytes: Vec<u8>,
     /// Ended by a newline: the writer finished it.
     complete: bool,
@@ -411,6 +412,9 @@ impl Lines {
         }
         self.number += 1;
         let complete = bytes.last() == Some(&b'\n');
+        if complete {
+            bytes.pop();
+        }
         if !complete && read as u64 == MAX_LINE {
             return Err(CaptureError::Format {
                 path: path.to_owned(),
@@ -522,5 +526,56 @@ impl Reader {
             }),
             record => Ok(record),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader of `header` then `rest`, as a file would hand them.
+    fn reader(rest: &[u8]) -> Result<Reader, CaptureError> {
+        let header = Record::Header(crate::analyze::aggregate::tests::header());
+        let mut bytes = serde_json::to_vec(&header).unwrap();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(rest);
+        Reader::from_reader(Path::new("c.jsonl"), std::io::Cursor::new(bytes))
+    }
+
+    #[test]
+    fn a_line_cut_mid_write_ends_the_capture_and_a_damaged_one_is_named() {
+        let end = br#"{"type":"end","dropped_events":0,"reason":"signal"}"#;
+        // Cut: no newline after the partial record.
+        let mut cut = reader(&end[..20]).unwrap();
+        assert!(cut.next_record().unwrap().is_none());
+        // The same bytes with their newline: written whole, so damaged.
+        let mut damaged = reader(&[&end[..20], b"\n"].concat()).unwrap();
+        let error = damaged.next_record().unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "c.jsonl:2:20: not an apiprof capture record (EOF while parsing a string);"
+            ),
+            "{error}"
+        );
+        // Not UTF-8: named by line and column like any other damage.
+        let mut bytes = reader(b"{\"type\":\"\xff\"}\n").unwrap();
+        let error = bytes.next_record().unwrap_err().to_string();
+        assert!(error.starts_with("c.jsonl:2:"), "{error}");
+        let mut whole = reader(&[&end[..], b"\n"].concat()).unwrap();
+        assert!(matches!(whole.next_record(), Ok(Some(Record::End(_)))));
+    }
+
+    #[test]
+    fn a_line_longer_than_any_record_is_refused_unread() {
+        let long = vec![b' '; MAX_LINE as usize + 1];
+        let error = reader(&long)
+            .unwrap()
+            .next_record()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "c.jsonl: line 2 is longer than 16 MiB: not a capture written by `apiprof record`"
+        );
     }
 }
