@@ -10,8 +10,9 @@
 
 use std::{
     collections::BTreeMap,
+    io::{BufRead as _, BufReader},
     path::Path,
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -241,6 +242,42 @@ async fn pki_metrics(pki: &Pki, url: &str) -> String {
         .await
         .expect("GET /metrics");
     response.text().await.expect("the body")
+}
+
+/// Without `--listen` the daemon answers on loopback only; on every interface, in clear
+/// text and with no token, it says at start that anyone who reaches it can read it.
+#[test]
+fn the_listener_is_loopback_unless_told_and_an_open_one_is_called_out() {
+    let start = |listen: &[&str]| {
+        let mut child = Command::new(apiprof_bin())
+            .args(["daemon", "--pid", "1", "--no-client-pods"])
+            .args(listen)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting apiprof daemon");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("its first line");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().expect("its exit");
+        (line, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let open = "the HTTP API answers anyone who reaches this address";
+    let (line, stderr) = start(&[]);
+    assert!(
+        line.starts_with("apiprof daemon listening on 127.0.0.1:9464 (http"),
+        "{line}"
+    );
+    assert!(!stderr.contains(open), "{stderr}");
+    let (line, stderr) = start(&["--listen", "0.0.0.0:0"]);
+    assert!(
+        line.starts_with("apiprof daemon listening on 0.0.0.0:"),
+        "{line}"
+    );
+    assert!(stderr.contains(open), "{stderr}");
 }
 
 #[test]

@@ -62,8 +62,9 @@ pub struct Args {
     #[arg(long = "client", value_name = "NAME")]
     client: Vec<String>,
     /// Address of the HTTP API (`/metrics`, `/report`, `/healthz`); default
-    /// 0.0.0.0:9464 (every interface: a node port). Port 0 picks a free port. The
-    /// address, scheme and checks are printed at start.
+    /// 127.0.0.1:9464 (this host or Pod only: Prometheus needs an address it reaches,
+    /// given here, e.g. 0.0.0.0:9464). Port 0 picks a free port. The address, scheme
+    /// and checks are printed at start.
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Serve HTTPS with this PEM certificate (chain), with --tls-key; both are loaded
@@ -223,7 +224,7 @@ impl Args {
             listen: self
                 .listen
                 .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 9464))),
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464))),
             window: Settings {
                 bucket_ns: bucket.as_nanos() as u64,
                 retention_ns: retention.as_nanos() as u64,
@@ -319,6 +320,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     if config.bearer_token_file.is_some() && config.tls.is_none() {
         warn!("--bearer-token-file without --tls-cert: the token travels in clear text");
+    }
+    if !addr.ip().is_loopback() && config.tls.is_none() && config.bearer_token_file.is_none() {
+        warn!(%addr, "the HTTP API answers anyone who reaches this address, in clear text and without a token; where that is more than Prometheus, add --tls-cert/--tls-key, --client-ca or --bearer-token-file");
     }
     println!(
         "apiprof daemon listening on {} ({}) for processes {:?} and pids {:?}, clients {:?}",
