@@ -97,6 +97,23 @@ fn needles(identity: &Identity) -> Vec<(String, Vec<u8>)> {
         .iter()
         .map(|s| (format!("the secret {s:?}"), s.as_bytes().to_vec()))
         .collect();
+    // The Basic credentials as the wire carries them (base64 of `user:SECRET`), taken
+    // from the header reqwest builds for the requests above.
+    let basic = reqwest::Client::new()
+        .get("http://127.0.0.1/")
+        .basic_auth("user", Some(SECRETS[2]))
+        .build()
+        .expect("a request")
+        .headers()["authorization"]
+        .to_str()
+        .expect("ASCII")
+        .strip_prefix("Basic ")
+        .expect("Basic credentials")
+        .to_owned();
+    needles.push((
+        format!("the Basic credentials {basic:?}"),
+        basic.into_bytes(),
+    ));
     let hex: String = CLIENT_SERIAL.iter().map(|b| format!("{b:02x}")).collect();
     needles.extend([
         (
@@ -221,6 +238,12 @@ async fn no_secret_reaches_any_output() {
     )))
     .expect("UTF-8");
     let want = |ua: &str| format!("{ua};GET {EACH}\n{ua};POST {EACH}\n");
+    assert_eq!(folded, want("secrets-h1") + &want("secrets-h2"));
+    // And by the daemon (no drops: its report checks).
+    daemon.report(&["user_agent"]).await;
+    let live = [&by[..], &["--window", "1h"]].concat();
+    let folded = contents(&report_to(dir.path(), &daemon.url, "folded", &live));
+    let folded = String::from_utf8(folded).expect("UTF-8");
     assert_eq!(folded, want("secrets-h1") + &want("secrets-h2"));
 
     // Every output of both.
