@@ -1,5 +1,6 @@
 //! A function's machine code: where its stack check jumps (JBE), the CALLs to a callee,
-//! the global compared with one, and the HTTP/2 writer's fields.
+//! the field its first nil check reads, the global compared with one, and the HTTP/2
+//! writer's fields.
 #![no_main]
 
 use apiprof::target::disasm;
@@ -12,6 +13,7 @@ const CALLEE: u64 = 0x449900;
 fuzz_target!(|code: &[u8]| {
     let _ = disasm::stack_check_jump(code, ADDRESS);
     let _ = disasm::calls_to(code, ADDRESS, CALLEE);
+    let _ = disasm::nil_checked_field(code, ADDRESS);
     let _ = disasm::global_compared_with_one(code, ADDRESS);
     let _ = disasm::writer_fields(code, ADDRESS);
 });
