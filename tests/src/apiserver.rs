@@ -46,7 +46,7 @@ impl ApiServer {
         let etcd_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let etcd_bin = sid_dir().join("usr/bin/etcd");
-        let etcd = dies_with_parent(&mut Command::new(&etcd_bin))
+        let mut etcd = dies_with_parent(&mut Command::new(&etcd_bin))
             .arg("--data-dir")
             .arg(dir.path().join("etcd"))
             .args(["--listen-client-urls", &etcd_url])
@@ -59,6 +59,7 @@ impl ApiServer {
             .stderr(log_file(&dir, "etcd.log"))
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", etcd_bin.display()));
+        wait_for_etcd(&mut etcd, client, &dir);
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
@@ -193,15 +194,38 @@ fn spawn_server(command: &[std::ffi::OsString], dir: &TempDir) -> (Child, String
         .read_line(&mut line)
         .expect("reading the apiserver's first line");
     let Some(url) = line.trim().strip_prefix("listening ").map(str::to_owned) else {
-        let log = std::fs::read_to_string(dir.path().join("apiserver.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(20).collect();
         panic!(
-            "{:?} printed {line:?}, expected \"listening https://...\"; its log ends:\n{}",
+            "{:?} printed {line:?}, expected \"listening https://...\"; its log ends:\n{}\netcd's log ends:\n{}",
             command[0],
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            log_tail(dir, "apiserver.log"),
+            log_tail(dir, "etcd.log")
         );
     };
     (server, url)
+}
+
+/// Waits until `etcd` accepts connections on its client `port`, so the apiserver never
+/// starts before its storage (it gives up on an etcd it cannot reach); panics with
+/// etcd's log if it exits or is not up within 20 s.
+fn wait_for_etcd(etcd: &mut Child, port: u16, dir: &TempDir) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = etcd.try_wait().expect("etcd's status");
+        if exited.is_some() || start.elapsed() > std::time::Duration::from_secs(20) {
+            panic!(
+                "etcd is not serving on port {port} ({exited:?}); its log ends:\n{}",
+                log_tail(dir, "etcd.log")
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The last 20 lines of log `name` in `dir`.
+fn log_tail(dir: &TempDir, name: &str) -> String {
+    let log = std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// Makes the child get SIGKILL when the thread that started it dies, so a test killed
