@@ -31,7 +31,6 @@ fn assert_resync(findings: &[Finding], ua: &str, ticks: &[u64], period_ns: f64) 
     let found = of(findings, "resync_tick", ua);
     assert_eq!(found.len(), 1, "{ua}: {found:#?}");
     let period = found[0].period_s.unwrap() * 1e9;
-    let error = (period - period_ns).abs() / period_ns;
     println!(
         "{ua}: period {:.3} h (truth {:.3} h), jitter {:.3} h, {} ticks",
         period / 3.6e12,
