@@ -79,10 +79,11 @@ pub fn loads() -> [Load; 4] {
 }
 
 /// The conditions compared, in the order of the first round.
-pub const CONDITIONS: [(&str, Observation); 4] = [
+pub const CONDITIONS: [(&str, Observation); 5] = [
     ("off", Observation::Off),
     ("record", Observation::Record(&[])),
     ("daemon", Observation::Daemon { client_pods: true }),
+    ("stopped", Observation::StoppedDaemon),
     ("audit", Observation::Audit),
 ];
 
@@ -96,6 +97,8 @@ pub async fn section(out: &mut Out, settings: &Settings) {
          Normalised: apiserver CPU ÷ etcd CPU per run (GETs) or ÷ the load generator's CPU (LISTs, which the watch cache serves without etcd), \
          medians turned back into µs by the `off` medians. Observer CPU: the `apiprof` process's own. \
          Conditions: `off`; `record` (`apiprof record --pid`, everything on); `daemon` (`apiprof daemon --pid`, everything on, Pods watched for client identity); \
+         `stopped` (the daemon stopped with SIGSTOP once attached: its 16 MiB ring buffer fills and the kernel drops what no longer fits, as when the daemon hangs; \
+         its dropped count is read after SIGCONT); \
          `audit` (Metadata-level policy, JSON log to a file, blocking mode as kube-apiserver's default). \
          Each run: a fresh etcd and apiserver, the observer attached, a warm-up of a tenth of the load, then the load; \
          conditions interleaved in a Latin square over {} rounds; medians (min–max).",
@@ -119,6 +122,7 @@ pub async fn section(out: &mut Out, settings: &Settings) {
             "off µs",
             "record ÷ off",
             "daemon ÷ off",
+            "stopped ÷ off",
             "audit ÷ off",
             "record added ÷ audit added",
             "daemon added ÷ audit added",
@@ -200,6 +204,7 @@ fn ratios_row(load: &Load, runs: &BTreeMap<&str, Vec<Run>>) -> Vec<String> {
         format!("{off:.0}"),
         versus_off("record"),
         versus_off("daemon"),
+        versus_off("stopped"),
         versus_off("audit"),
         versus_audit("record"),
         versus_audit("daemon"),

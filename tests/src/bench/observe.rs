@@ -1,5 +1,5 @@
-//! Who observes the server during a run: nobody, `apiprof record`, or `apiprof daemon`;
-//! and what they lost.
+//! Who observes the server during a run: nobody, `apiprof record`, or `apiprof daemon`
+//! (running, or stopped with SIGSTOP, its ring buffer left to fill); and what they lost.
 
 use std::path::Path;
 
@@ -16,6 +16,9 @@ pub enum Observer {
     Record(Recording),
     /// `apiprof daemon --pid PID`.
     Daemon(Daemon),
+    /// `apiprof daemon --pid PID`, stopped (SIGSTOP) once attached: nothing drains its
+    /// ring buffer, so its probes find it full and the kernel counts what they drop.
+    Stopped(Daemon),
 }
 
 /// The daemon's event counters (`/metrics`), summed over targets.
@@ -46,16 +49,26 @@ impl Observer {
         Self::Daemon(daemon)
     }
 
+    /// [`Observer::daemon`], then stopped with SIGSTOP.
+    pub async fn stopped_daemon(pid: u32) -> Self {
+        let Self::Daemon(daemon) = Self::daemon(pid, &["--no-client-pods"], None).await else {
+            unreachable!("a daemon")
+        };
+        signal(&daemon, libc::SIGSTOP);
+        Self::Stopped(daemon)
+    }
+
     /// The observer's process id, if there is one.
     pub fn pid(&self) -> Option<u32> {
         match self {
             Observer::None => None,
             Observer::Record(recording) => Some(recording.pid()),
-            Observer::Daemon(daemon) => Some(daemon.pid()),
+            Observer::Daemon(daemon) | Observer::Stopped(daemon) => Some(daemon.pid()),
         }
     }
 
-    /// The daemon's event counters now (`None` for the others).
+    /// The running daemon's event counters now (`None` for the others: a stopped daemon
+    /// does not answer).
     pub async fn events(&self) -> Option<Events> {
         let Observer::Daemon(daemon) = self else {
             return None;
@@ -69,6 +82,12 @@ impl Observer {
         match self {
             Observer::None => None,
             Observer::Record(recording) => Some(capture_dropped(&recording.stop())),
+            Observer::Stopped(daemon) => {
+                signal(&daemon, libc::SIGCONT);
+                // It reads the kernel's drop counter as it drains the full buffer.
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                Box::pin(Observer::Daemon(daemon).stop()).await
+            }
             Observer::Daemon(daemon) => {
                 let dropped = daemon_events(&daemon).await.dropped as u64;
                 let status = daemon.terminate();
@@ -77,6 +96,11 @@ impl Observer {
             }
         }
     }
+}
+
+fn signal(daemon: &Daemon, signal: i32) {
+    // SAFETY: kill(2) on the daemon, our child.
+    unsafe { libc::kill(daemon.pid() as i32, signal) };
 }
 
 /// `apiprof_events_total` and `apiprof_dropped_events_total` of `daemon`, over targets.

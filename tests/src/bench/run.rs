@@ -59,6 +59,9 @@ pub enum Observation {
         /// Whether it watches the cluster's Pods.
         client_pods: bool,
     },
+    /// `apiprof daemon --pid PID --no-client-pods`, stopped with SIGSTOP once attached
+    /// (a daemon that stops draining: the apiserver's cost with its ring buffer full).
+    StoppedDaemon,
     /// Metadata-level audit logging to a file (kube-apiserver's `--audit-policy-file` and
     /// `--audit-log-path`).
     Audit,
@@ -224,5 +227,6 @@ async fn observe(how: Observation, server: &ApiServer, dir: &Path) -> Observer {
         Observation::Daemon { client_pods: false } => {
             Observer::daemon(server.pid(), &["--no-client-pods"], None).await
         }
+        Observation::StoppedDaemon => Observer::stopped_daemon(server.pid()).await,
     }
 }
