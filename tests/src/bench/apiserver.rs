@@ -16,7 +16,7 @@ use super::{
     drive::Shape,
     interleaved,
     out::{times, Out, Spread},
-    run::{measure, Load, Normaliser, Observation, Run, CONCURRENCY, CONFIGMAPS},
+    run::{measure, Load, Normaliser, Observation, Run, CONCURRENCY, CONFIGMAP, CONFIGMAPS},
     Settings,
 };
 use crate::{load::Http, APISERVER_BUILDS};
@@ -26,8 +26,6 @@ pub const BUILD: &str = APISERVER_BUILDS[1];
 
 /// ConfigMaps the LIST-heavy load lists.
 pub const LIST_OBJECTS: usize = 300;
-
-const GET_PATH: &str = "/api/v1/namespaces/default/configmaps/bench-0";
 
 /// GETs a run (~4 s here): enough that the CPU clock's 10 ms ticks are within 1% of
 /// etcd's share.
@@ -39,7 +37,7 @@ const LIST_CYCLES: usize = 300;
 /// GET-heavy and LIST-heavy, each on both HTTP versions; `cycles` as in a full run.
 pub fn loads() -> [Load; 4] {
     let get = Shape::Get {
-        path: GET_PATH,
+        path: CONFIGMAP,
         query: "",
     };
     let list = Shape::ListMix {
