@@ -15,6 +15,7 @@ use aya::{
 use profiler_common::{
     attach::{WriterFields, AT_ENTRY, AT_STACK_CHECK},
     client::ClientOffsets,
+    offsets::GoOffsets,
 };
 use tracing::{debug, info, warn};
 
@@ -152,6 +153,8 @@ pub struct Probes {
     pub symbols: SymbolSource,
     /// What they track besides requests.
     pub tracking: Tracking,
+    /// What every report of the target must say (see `offsets::caution`).
+    pub cautions: Vec<String>,
 }
 
 impl Probes {
@@ -160,9 +163,6 @@ impl Probes {
     /// both attribute through.
     pub fn attach(target: &Target, tracking: Tracking) -> Result<Self, LoadError> {
         let go_offsets = offsets::for_version(target.binary.go_version())?;
-        if let Some(caution) = offsets::caution(target.binary.go_version()) {
-            warn!(pid = target.pid, "{caution}");
-        }
         let mut families = vec![probes::HTTP];
         // Lineage from `g.parentGoid` costs nothing per goroutine; Go before 1.21 has
         // none, so the probe on goroutine creation provides it there.
@@ -174,7 +174,7 @@ impl Probes {
         if tracking.allocs {
             families.push(probes::ALLOC);
         }
-        Self::load(target, &families, ClientOffsets::ZERO, tracking)
+        Self::load(target, go_offsets, &families, ClientOffsets::ZERO, tracking)
     }
 
     /// Loads the eBPF object and attaches the client-side probes to `target`, a client-go
@@ -189,16 +189,25 @@ impl Probes {
             cpu_period_ns: None,
             deep_lineage: false,
         };
-        Self::load(target, &[probes::CLIENT], client, tracking)
+        let go_offsets = offsets::for_version(target.binary.go_version())?;
+        Self::load(target, go_offsets, &[probes::CLIENT], client, tracking)
     }
 
+    /// Loads the eBPF object with `go_offsets` (the target's Go version's) and
+    /// `client`, and attaches the probes of `families` to `target`.
     fn load(
         target: &Target,
+        go_offsets: GoOffsets,
         families: &[&[Probe]],
         client: ClientOffsets,
         tracking: Tracking,
     ) -> Result<Self, LoadError> {
-        let go_offsets = offsets::for_version(target.binary.go_version())?;
+        let cautions: Vec<String> = offsets::caution(target.binary.go_version())
+            .into_iter()
+            .collect();
+        for caution in &cautions {
+            warn!(pid = target.pid, "{caution}");
+        }
         // One copy of the programs per process, with its pid and offsets as constants.
         let mut ebpf = EbpfLoader::new()
             .override_global("TGID", &target.pid, true)
@@ -251,6 +260,7 @@ impl Probes {
             functions,
             symbols: target.binary.source(),
             tracking,
+            cautions,
         })
     }
 
@@ -272,9 +282,7 @@ impl Probes {
             mem_profile_rate,
             mem_profile_rate_source: rate_source.to_owned(),
             cpu_sample_period_ns: self.tracking.cpu_period_ns.unwrap_or(0),
-            cautions: offsets::caution(target.binary.go_version())
-                .into_iter()
-                .collect(),
+            cautions: self.cautions.clone(),
             started_unix_ms: unix_ms(),
             started_ktime_ns: monotonic_ns(),
         }
