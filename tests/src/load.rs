@@ -302,6 +302,15 @@ pub fn truth(sent: &[Sent], key: impl Fn(&Sent) -> Vec<String>) -> BTreeMap<Vec<
     tallies
 }
 
+/// The request counts of an `apiprof report --format json`, keyed as [`reported`] keys
+/// them.
+pub fn counts(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>, u64> {
+    reported(report, by)
+        .into_iter()
+        .map(|(key, tally)| (key, tally.count))
+        .collect()
+}
+
 /// Tallies of an `apiprof report --format json`, keyed by the row fields named in `by`
 /// (null fields as "null").
 pub fn reported(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>, Tally> {

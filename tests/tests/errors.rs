@@ -2,14 +2,14 @@
 //! machine refuses (privileges, a daemon that is not there) exits 1, also naming the fix.
 //! A target apiprof refuses is left with nothing attached.
 
-use std::{path::Path, process::Command};
+use std::{collections::BTreeMap, path::Path, process::Command};
 
 use apiprof_tests::{
     apiprof_bin,
     attached::Attached,
     daemon::Daemon,
     goserver::{self, GoServer},
-    load::Http,
+    load::{self, Http},
     recorder::Recording,
 };
 
@@ -311,24 +311,12 @@ async fn a_cut_or_damaged_capture_reports_exactly_what_came_before() {
         .position(|line| String::from_utf8_lossy(line).contains(r#""user_agent":"after-damage""#))
         .expect("the second client's first request");
     // The requests per client, and whether the capture reads as complete.
-    let counts = |stdout: &str| -> (Vec<(String, u64)>, bool) {
+    let counts = |stdout: &str| {
         let report: serde_json::Value = serde_json::from_str(stdout).expect("a JSON report");
         let complete = report["complete"].as_bool().expect("complete");
-        let counts = report["requests"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .filter(|r| r["background"] == false)
-            .map(|r| {
-                (
-                    r["user_agent"].as_str().unwrap().into(),
-                    r["count"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        (counts, complete)
+        (load::counts(&report, &["user_agent"]), complete)
     };
-    let before = vec![("before-damage".to_owned(), 10)];
+    let before = BTreeMap::from([(vec!["before-damage".to_owned()], 10)]);
 
     let cut = dir.path().join("cut.jsonl");
     let half = &lines[at][..lines[at].len() / 2];

@@ -5,6 +5,7 @@
 
 use std::{path::Path, time::Duration};
 
+use apiprof::capture::unix_ms;
 use apiprof_tests::{
     apiserver::ApiServer,
     attached::Attached,
@@ -33,14 +34,6 @@ fn records(file: &Path) -> Vec<serde_json::Value> {
         .lines()
         .map(|line| serde_json::from_str(line).expect("a JSON line"))
         .collect()
-}
-
-/// Milliseconds since the Unix epoch, now.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis() as u64
 }
 
 /// `apiprof record --pid` follows one process: when the API server restarts, the

@@ -21,14 +21,6 @@ const BUILD: &str = "goserver-go1.27";
 const CONFIGMAPS: &str = "/api/v1/namespaces/default/configmaps";
 const CUT: char = '…';
 
-/// Rows of a JSON report grouped by `by`, as `key → count`.
-fn counts(report: &serde_json::Value, by: &[&str]) -> BTreeMap<Vec<String>, u64> {
-    load::reported(report, by)
-        .into_iter()
-        .map(|(key, tally)| (key, tally.count))
-        .collect()
-}
-
 fn key(fields: &[&str]) -> Vec<String> {
     fields.iter().map(|f| f.to_string()).collect()
 }
@@ -161,7 +153,7 @@ async fn hostile_requests_are_cut_with_a_mark_and_the_rest_is_exact() {
     assert_eq!(reported, load::truth(&ordinary, load::by_client));
 
     // Every request counted once: none of the refused ones, nothing invented.
-    let all = counts(&report, &load::BY_CLIENT);
+    let all = load::counts(&report, &load::BY_CLIENT);
     assert_eq!(
         all.values().sum::<u64>(),
         ordinary.len() as u64 + hostile,
@@ -229,7 +221,7 @@ async fn hostile_requests_are_cut_with_a_mark_and_the_rest_is_exact() {
     // Exactly the requests with a value longer than the kernel copies are cut.
     assert_eq!(report["truncated_requests"], 3 + 3 + 3, "{report:#}");
     let by_path = report_json(&capture, &["user_agent", "path", "namespace"]);
-    let paths = counts(&by_path, &["user_agent", "path", "namespace"]);
+    let paths = load::counts(&by_path, &["user_agent", "path", "namespace"]);
     let cut_path = format!(
         "{CONFIGMAPS}/{}{CUT}",
         "n".repeat(PATH_CAP - CONFIGMAPS.len() - 1)
